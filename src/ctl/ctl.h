@@ -34,5 +34,7 @@ int ctl_usage_error(const char *hint, const char *fmt, ...) __attribute__((forma
 
 int ctl_volume_init(int argc, char **argv);
 int ctl_volume_check(int argc, char **argv);
+int ctl_check(int argc, char **argv);
+int ctl_ipc(int argc, char **argv);
 
 #endif

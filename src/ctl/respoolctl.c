@@ -2,6 +2,8 @@
  * respoolctl.c - the operator CLI: command dispatch and shared output helpers
  *
  *   respoolctl volume init|check ...   create or verify a shared volume (volume.c)
+ *   respoolctl check ...               host preflight (check.c)
+ *   respoolctl ipc ...                 the IPC doctor for PostgreSQL/openGauss hosts (ipc*.c)
  *
  * Every subcommand prints its own usage with --help.
  */
@@ -24,6 +26,8 @@ typedef struct ctl_command {
 static const ctl_command_t commands[] = {
     {"volume", "init", ctl_volume_init, "create the layout of a shared volume on a file or block device"},
     {"volume", "check", ctl_volume_check, "verify superblocks, WAL region headers and every page checksum"},
+    {NULL, "check", ctl_check, "host preflight: RemoveIPC, overcommit, huge pages, SysV limits, containers"},
+    {NULL, "ipc", ctl_ipc, "IPC doctor: list, attribute, explain and safely repair SysV/POSIX shared memory"},
 };
 
 void ctl_print_report(void)
