@@ -9,7 +9,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libinih-dev libssl-dev libcurl4-openssl-dev libcjson-dev
             liburing-dev)
-test_pkgs=(libcmocka-dev libhiredis-dev redis-tools procps util-linux iproute2 psmisc
+test_pkgs=(libcmocka-dev libhiredis-dev redis-tools procps util-linux iproute2 psmisc jq
            postgresql-15 postgresql-client-15 etcd-server etcd-client)
 bench_pkgs=(redis-server redis-tools gnuplot-nox linux-perf)
 run_pkgs=(redis-tools)
