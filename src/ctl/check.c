@@ -230,8 +230,8 @@ static void check_hugepages(check_t *c)
     uint64_t need_pages = c->need && size ? (c->need + size - 1) / size : 0;
     char a[32], b[32];
     VALUE(f, "%" PRIu64 " huge pages of %s: %" PRIu64 " free, %" PRIu64 " reserved, %" PRIu64 " surplus, %" PRIu64
-             " available (free - reserved)%s",
-          total, sz(size, a), free_, rsvd, surp, avail, need_pages ? "" : "");
+             " available (free - reserved)",
+          total, sz(size, a), free_, rsvd, surp, avail);
     if (need_pages)
         setf(f->value + strlen(f->value), sizeof(f->value) - strlen(f->value), "; %" PRIu64 " needed for %s",
              need_pages, sz(c->need, b));
