@@ -140,6 +140,8 @@ int rp_volume_update_sb(rp_volume_t *v, const rp_superblock_t *sb);
 int rp_volume_read_page(rp_volume_t *v, rp_page_id_t id, void *buf);
 /* Reads without verification (for `volume check` and for redo of full page images). */
 int rp_volume_read_page_raw(rp_volume_t *v, rp_page_id_t id, void *buf);
+/* Reads n consecutive pages without verification, in one I/O (for scans). */
+int rp_volume_read_pages_raw(rp_volume_t *v, rp_page_id_t first, uint32_t n, void *buf);
 /* Stores the checksum into buf and writes the page. Not durable until rp_volume_sync_data(). */
 int rp_volume_write_page(rp_volume_t *v, rp_page_id_t id, void *buf);
 int rp_volume_sync_data(rp_volume_t *v);

@@ -215,7 +215,8 @@ void rp_progress_start(rp_progress_t *p, const char *what, uint64_t total, bool 
     p->start_ns = rp_now_ns();
     p->tty = isatty(2);
     p->quiet = quiet;
-    p->last_decile = -1;
+    p->last_decile = 0;
+    p->last_print_ns = p->start_ns; /* work shorter than the first interval prints only its final line */
 }
 
 static void progress_print(rp_progress_t *p, bool final)
