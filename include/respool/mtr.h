@@ -85,6 +85,7 @@ typedef struct rp_mtr {
     uint64_t end;                       /* after commit: end position of the record (0 if none) */
     rp_lsn_t lsn;                       /* after commit: the record's LSN */
     int error;                          /* first error of a get, kept to make commit refuse */
+    bool read_only;                     /* begun with rp_mtr_begin_read */
     rp_mtr_space_op_t *space_ops;       /* pending allocations and frees */
     uint32_t nspace_ops, space_ops_cap;
     rp_mtr_page_t inline_pages[RP_MTR_INLINE_PAGES];
@@ -98,6 +99,12 @@ typedef struct rp_mtr {
  * max_pages, counting one free-space bitmap page per rp_space_alloc/rp_space_free call). Blocks while the WAL ring lacks room (a checkpoint makes room). Returns RP_ETOOBIG if the
  * change could never fit, RP_ESHUTDOWN if the instance is closing. */
 int rp_mtr_begin(rp_mtr_t *m, rp_instance_t *inst, size_t wal_bytes, uint32_t max_pages);
+
+/* Starts a mini-transaction that only reads: no WAL space is reserved, and changing a page panics. */
+void rp_mtr_begin_read(rp_mtr_t *m, rp_instance_t *inst);
+
+/* Whether this mtr holds page `id` (and in which mode, if mode != NULL). */
+bool rp_mtr_holds(rp_mtr_t *m, rp_page_id_t id, rp_latch_mode_t *mode);
 
 /* Pins and latches page `id`, reading it from the volume if needed (verified: RP_ECORRUPT with a report
  * naming the page). Getting a page already held by this mtr returns the same page (mode must not go up

@@ -34,7 +34,7 @@ extern "C" {
 
 #define RP_PAGE_HEADER_SIZE 32
 #define RP_PAGE_SIZE_MIN 4096
-#define RP_PAGE_SIZE_MAX 32768 /* lower/upper are 16-bit */
+#define RP_PAGE_SIZE_MAX 16384 /* lower/upper are 16-bit and must be able to say "up to the page end" */
 #define RP_PAGE_SIZE_DEFAULT 8192
 
 typedef uint64_t rp_page_id_t;

@@ -34,7 +34,7 @@ static void init_usage(FILE *out)
           "\n"
           "  --volume PATH         file or block device\n"
           "  --size SIZE           total size, e.g. 8G (default for a block device: the whole device)\n"
-          "  --page-size SIZE      4k, 8k (default), 16k or 32k\n"
+          "  --page-size SIZE      4k, 8k (default) or 16k\n"
           "  --max-instances N     instance slots, 1..64 (default 16)\n"
           "  --wal-size SIZE       WAL region per instance, whole MiB, at least 8M (default 256M)\n"
           "  --label TEXT          free text stored in the superblock\n"
@@ -68,7 +68,7 @@ int ctl_volume_init(int argc, char **argv)
             break;
         case 'p':
             if (rp_parse_size(optarg, &v) != 0 || v > UINT32_MAX)
-                return ctl_usage_error("Use 4k, 8k, 16k or 32k.", "invalid --page-size \"%s\"", optarg);
+                return ctl_usage_error("Use 4k, 8k or 16k.", "invalid --page-size \"%s\"", optarg);
             o.page_size = (uint32_t)v;
             break;
         case 'm': {

@@ -146,7 +146,7 @@ int rp_superblock_decode(const unsigned char block[RP_SB_SIZE], rp_superblock_t 
     }
 
     if (!page_size_ok(sb->page_size))
-        return geometry_error("page size is not a power of two between 4 KiB and 32 KiB");
+        return geometry_error("page size is not a power of two between 4 KiB and 16 KiB");
     if (sb->max_instances < 1 || sb->max_instances > RP_VOLUME_MAX_INSTANCES)
         return geometry_error("max_instances out of range");
     if (sb->wal_offset != RP_VOLUME_HEADER_SIZE || sb->wal_size < RP_WAL_SIZE_MIN || sb->wal_size % RP_MiB)
@@ -176,7 +176,7 @@ int rp_volume_plan(const rp_volume_init_opts_t *opts, uint64_t device_size, rp_s
 
     if (!page_size_ok(sb->page_size)) {
         rp_error(RP_EINVAL, "invalid page size %u", sb->page_size);
-        rp_error_hint("Use 4k, 8k (the default), 16k or 32k.");
+        rp_error_hint("Use 4k, 8k (the default) or 16k.");
         return RP_EINVAL;
     }
     if (sb->max_instances > RP_VOLUME_MAX_INSTANCES) {

@@ -30,7 +30,7 @@ uint32_t rp_mtr_page_size(const rp_mtr_t *m)
     return rp_volume_page_size(m->inst->volume);
 }
 
-int rp_mtr_begin(rp_mtr_t *m, rp_instance_t *inst, size_t wal_bytes, uint32_t max_pages)
+static void init(rp_mtr_t *m, rp_instance_t *inst)
 {
     memset(m, 0, offsetof(rp_mtr_t, inline_pages));
     m->inst = inst;
@@ -43,6 +43,28 @@ int rp_mtr_begin(rp_mtr_t *m, rp_instance_t *inst, size_t wal_bytes, uint32_t ma
     m->space_ops = m->inline_space_ops;
     m->space_ops_cap = RP_ARRAY_LEN(m->inline_space_ops);
     m->rmgr = RP_RMGR_PAGE;
+}
+
+void rp_mtr_begin_read(rp_mtr_t *m, rp_instance_t *inst)
+{
+    init(m, inst);
+    m->read_only = true;
+}
+
+bool rp_mtr_holds(rp_mtr_t *m, rp_page_id_t id, rp_latch_mode_t *mode)
+{
+    for (uint32_t i = m->npages; i-- > 0;)
+        if (m->pages[i].mode && m->pages[i].frame->page_id == id) {
+            if (mode)
+                *mode = (rp_latch_mode_t)m->pages[i].mode;
+            return true;
+        }
+    return false;
+}
+
+int rp_mtr_begin(rp_mtr_t *m, rp_instance_t *inst, size_t wal_bytes, uint32_t max_pages)
+{
+    init(m, inst);
     uint32_t page_size = rp_volume_page_size(inst->volume);
     size_t bytes = RP_WAL_REC_HEADER + 4 + RP_WAL_ALIGN + wal_bytes +
                    (size_t)max_pages * (RP_WAL_BLOCK_HEADER + page_size);
@@ -88,6 +110,8 @@ static rp_mtr_page_t *add_page(rp_mtr_t *m)
 
 static int get_page(rp_mtr_t *m, rp_page_id_t id, rp_latch_mode_t mode, bool fresh, unsigned char **page)
 {
+    if (m->read_only && (fresh || mode == RP_LATCH_X))
+        rp_panic("wal", "read-only mini-transaction asks for page %" PRIu64 " in X", id);
     rp_mtr_page_t *held = find_by_id(m, id);
     if (held) {
         if (mode == RP_LATCH_X && held->mode != RP_LATCH_X)
@@ -155,7 +179,7 @@ void rp_mtr_release(rp_mtr_t *m, unsigned char *page)
 void rp_mtr_log(rp_mtr_t *m, unsigned char *page, const void *data, size_t len)
 {
     rp_mtr_page_t *p = find_by_page(m, page);
-    if (!p || p->mode != RP_LATCH_X)
+    if (!p || p->mode != RP_LATCH_X || m->read_only)
         rp_panic("wal", "mini-transaction logs a change to a page it does not hold in X");
     p->modified = true;
     if (len == 0)
@@ -195,7 +219,7 @@ void rp_mtr_log(rp_mtr_t *m, unsigned char *page, const void *data, size_t len)
 void rp_mtr_log_image(rp_mtr_t *m, unsigned char *page)
 {
     rp_mtr_page_t *p = find_by_page(m, page);
-    if (!p || p->mode != RP_LATCH_X)
+    if (!p || p->mode != RP_LATCH_X || m->read_only)
         rp_panic("wal", "mini-transaction asks for an image of a page it does not hold in X");
     p->image = true;
     p->modified = true;
