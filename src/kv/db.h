@@ -46,6 +46,10 @@ void kv_buf_reserve(kv_buf_t *b, size_t cap);
 void kv_buf_set(kv_buf_t *b, const void *data, size_t len);
 void kv_buf_free(kv_buf_t *b);
 
+/* Registers the store's WAL resource manager. Call once before rp_instance_open(): recovery replays the
+ * store's records while the instance opens. */
+void kv_db_register_rmgr(void);
+
 /* Opens the store on an open instance; creates the tree on first use. */
 int kv_db_open(rp_instance_t *inst, kv_db_t **out);
 void kv_db_close(kv_db_t *db);
