@@ -194,7 +194,7 @@ struct kv_server {
     int port;
     uint64_t maxclients; /* effective: lowered if the open files limit is too small */
     uint64_t start_ms;
-    bool started;
+    atomic_bool started; /* read by the WAL writer in kv_server_durable() */
     _Atomic uint64_t durable;
     atomic_bool stopping;
     _Atomic uint64_t nclients;
@@ -1169,7 +1169,7 @@ int kv_server_start(kv_server_t *srv)
         }
         w->thread_started = true;
     }
-    srv->started = true;
+    atomic_store(&srv->started, true);
     return 0;
 fail:
     for (int i = 0; i < built; i++)
@@ -1199,7 +1199,7 @@ void kv_server_durable(kv_server_t *srv, uint64_t pos)
     uint64_t cur = atomic_load(&srv->durable);
     while (pos > cur && !atomic_compare_exchange_weak(&srv->durable, &cur, pos))
         ;
-    if (!srv->started)
+    if (!atomic_load(&srv->started))
         return;
     for (int i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
@@ -1211,7 +1211,7 @@ void kv_server_durable(kv_server_t *srv, uint64_t pos)
 
 void kv_server_stop(kv_server_t *srv)
 {
-    if (!srv->started)
+    if (!atomic_load(&srv->started))
         return;
     atomic_store(&srv->stopping, true);
     for (int i = 0; i < srv->nworkers; i++)
@@ -1230,7 +1230,7 @@ void kv_server_destroy(kv_server_t *srv)
     if (!srv)
         return;
     kv_server_stop(srv);
-    srv->started = false;
+    atomic_store(&srv->started, false);
     if (srv->workers) {
         for (int i = 0; i < srv->nworkers; i++)
             worker_cleanup(&srv->workers[i]);
