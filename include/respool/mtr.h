@@ -53,6 +53,7 @@ typedef struct rp_mtr_page {
     uint8_t mode;          /* rp_latch_mode_t, 0 once released */
     bool modified;         /* logged at least once */
     bool image;            /* always log a full image */
+    uint8_t rmgr;          /* redoes this page's changes; 0 = the record's rmgr */
     uint32_t first_entry;  /* first log entry for this page, or UINT32_MAX */
     uint32_t last_entry;
 } rp_mtr_page_t;
@@ -119,6 +120,9 @@ void rp_mtr_release(rp_mtr_t *m, unsigned char *page);
 void rp_mtr_log(rp_mtr_t *m, unsigned char *page, const void *data, size_t len);
 /* Marks a page held in X to be logged as a full image (after every change of this mtr). */
 void rp_mtr_log_image(rp_mtr_t *m, unsigned char *page);
+/* The resource manager that redoes this page's changes, when it is not the record's (librespool's
+ * free-space pages inside an engine's record). */
+void rp_mtr_set_page_rmgr(rp_mtr_t *m, unsigned char *page, uint8_t rmgr);
 /* The record's resource manager and kind, and optional data not tied to a page (kept by pointer until
  * commit). Defaults: RP_RMGR_PAGE, 0, none. */
 void rp_mtr_set_record(rp_mtr_t *m, uint8_t rmgr, uint8_t info, const void *main_data, size_t main_len);

@@ -14,7 +14,9 @@
  *             increase across every instance that ever changed it, and redo applies a record to a page
  *             only if record LSN > page LSN, which makes replay idempotent.
  *
- * Resource managers: a record belongs to a resource manager (rmgr) that knows how to redo its blocks.
+ * Resource managers: each block of a record names the resource manager (rmgr) that knows how to redo
+ * it, so one atomic record can change pages of several (an engine's leaf and the free-space page of the
+ * overflow pages it allocated); the record's own rmgr says what the record is, for descriptions.
  * librespool registers its own (RP_RMGR_XLOG, RP_RMGR_PAGE, RP_RMGR_SPACE); an engine registers its
  * own ids >= RP_RMGR_ENGINE_MIN before opening the instance.
  */
@@ -48,6 +50,8 @@ enum rp_wal_block_flags {
 typedef struct rp_wal_block {
     rp_page_id_t page_id;
     uint8_t flags;               /* RP_WAL_BLOCK_* */
+    uint8_t rmgr;                /* resource manager that redoes this block: one record can change an
+                                    engine's pages and librespool's free-space pages together */
     uint16_t hole_offset;        /* image: bytes [hole_offset, hole_offset + hole_length) were left out */
     uint16_t hole_length;
     const unsigned char *image;  /* page_size - hole_length bytes, if RP_WAL_BLOCK_IMAGE */

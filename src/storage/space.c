@@ -238,6 +238,7 @@ void rp_space_commit_begin(rp_mtr_t *m)
         }
         if (rp_page_is_new(page, sp->page_size))
             rp_space_page_format(page, sp->page_size, map);
+        rp_mtr_set_page_rmgr(m, page, RP_RMGR_SPACE);
         for (; i < m->nspace_ops && m->space_ops[i].page / sp->bits_per_page == map; i++) {
             uint64_t bit = m->space_ops[i].page % sp->bits_per_page;
             unsigned char op[RP_SPACE_OP_SIZE];

@@ -225,6 +225,14 @@ void rp_mtr_log_image(rp_mtr_t *m, unsigned char *page)
     p->modified = true;
 }
 
+void rp_mtr_set_page_rmgr(rp_mtr_t *m, unsigned char *page, uint8_t rmgr)
+{
+    rp_mtr_page_t *p = find_by_page(m, page);
+    if (!p)
+        rp_panic("wal", "mini-transaction sets the resource manager of a page it does not hold");
+    p->rmgr = rmgr;
+}
+
 void rp_mtr_set_record(rp_mtr_t *m, uint8_t rmgr, uint8_t info, const void *main_data, size_t main_len)
 {
     m->rmgr = rmgr;
@@ -290,6 +298,7 @@ void rp_mtr_commit(rp_mtr_t *m)
         rp_wal_insert_block_t *b = &blocks[nb++];
         memset(b, 0, sizeof(*b));
         b->page_id = p->frame->page_id;
+        b->rmgr = p->rmgr ? p->rmgr : m->rmgr;
         b->page = p->page;
         b->force_image = p->image;
         b->needs_image = &p->frame->needs_image;

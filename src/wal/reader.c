@@ -189,6 +189,7 @@ int rp_wal_reader_next(rp_wal_reader_t *r, const rp_wal_record_t **rec_out)
         const unsigned char *bh = r->rec + at;
         b->page_id = rp_get_le64(bh);
         b->flags = bh[8];
+        b->rmgr = bh[9];
         b->hole_offset = rp_get_le16(bh + 10);
         b->hole_length = rp_get_le16(bh + 12);
         b->data_len = rp_get_le32(bh + 16);

@@ -33,18 +33,23 @@ static void restore_image(const rp_wal_block_t *b, unsigned char *page, uint32_t
            page_size - b->hole_offset - b->hole_length);
 }
 
+static int unknown_rmgr(const rp_wal_record_t *rec, uint8_t id)
+{
+    rp_error(RP_ECORRUPT, "WAL record at position %" PRIu64 " needs unknown resource manager %u", rec->pos, id);
+    rp_error_hint("The engine that wrote this volume must register its resource managers before opening the "
+                  "instance.");
+    return RP_ECORRUPT;
+}
+
 static int apply_record(rp_wal_t *wal, rp_bufpool_t *pool, const rp_wal_record_t *rec)
 {
-    const rp_rmgr_t *rm = rp_rmgr_get(rec->rmgr);
-    if (!rm) {
-        rp_error(RP_ECORRUPT, "WAL record at position %" PRIu64 " belongs to unknown resource manager %u",
-                 rec->pos, rec->rmgr);
-        rp_error_hint("The engine that wrote this volume must register its resource managers before "
-                      "opening the instance.");
-        return RP_ECORRUPT;
-    }
+    if (!rp_rmgr_get(rec->rmgr))
+        return unknown_rmgr(rec, rec->rmgr);
     for (uint16_t i = 0; i < rec->nblocks; i++) {
         const rp_wal_block_t *b = &rec->blocks[i];
+        const rp_rmgr_t *rm = rp_rmgr_get(b->rmgr);
+        if (!rm)
+            return unknown_rmgr(rec, b->rmgr);
         bool has_image = (b->flags & RP_WAL_BLOCK_IMAGE) != 0;
         rp_frame_t *f;
         int rc = rp_buf_pin(pool, b->page_id, has_image ? RP_BUF_NO_VERIFY : 0, &f);

@@ -581,6 +581,7 @@ void rp_wal_insert(rp_wal_t *wal, rp_wal_insert_t *ins, uint64_t *pos_out, uint6
             page_hole(b->page, wal->page_size, &hoff, &hlen);
         rp_put_le64(bh, b->page_id);
         bh[8] = b->imaged ? RP_WAL_BLOCK_IMAGE : 0;
+        bh[9] = b->rmgr;
         rp_put_le16(bh + 10, hoff);
         rp_put_le16(bh + 12, hlen);
         rp_put_le32(bh + 16, b->imaged ? 0 : (uint32_t)b->data_len);

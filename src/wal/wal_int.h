@@ -13,7 +13,7 @@
  *  16  u64 lsn
  *  24  u32 incarnation  start count of the writer; never decreases along the log
  *  28  u8  rmgr, u8 info, u16 nblocks
- *  32  blocks: u64 page_id, u8 flags, u8 0, u16 hole_offset, u16 hole_length, u16 0, u32 data_len,
+ *  32  blocks: u64 page_id, u8 flags, u8 rmgr, u16 hole_offset, u16 hole_length, u16 0, u32 data_len,
  *              then the image (page_size - hole_length bytes) if flags has RP_WAL_BLOCK_IMAGE,
  *              then data_len bytes
  *      u32 main_len, main data
@@ -63,6 +63,7 @@ typedef struct rp_wal_header {
 /* One page changed by a record being inserted. */
 typedef struct rp_wal_insert_block {
     rp_page_id_t page_id;
+    uint8_t rmgr;               /* redoes this block */
     unsigned char *page;        /* the page in memory, latched X by the caller */
     bool force_image;           /* new page, or the engine asked for an image */
     bool *needs_image;          /* frame flag: page came from elsewhere (cleared when imaged); may be NULL */
