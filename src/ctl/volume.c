@@ -374,6 +374,12 @@ int ctl_volume_check(int argc, char **argv)
         cJSON_AddStringToObject(root, "cluster_uuid", uuid);
         cJSON_AddNumberToObject(root, "page_size", sb->page_size);
         cJSON_AddNumberToObject(root, "data_pages", (double)sb->data_pages);
+        cJSON_AddNumberToObject(root, "data_offset", (double)sb->data_offset);
+        cJSON_AddNumberToObject(root, "space_pages", (double)sb->space_pages);
+        cJSON_AddNumberToObject(root, "root_page", (double)sb->root_page);
+        cJSON_AddNumberToObject(root, "wal_offset", (double)sb->wal_offset);
+        cJSON_AddNumberToObject(root, "wal_size", (double)sb->wal_size);
+        cJSON_AddNumberToObject(root, "wal_ring_offset", RP_WAL_RING_OFFSET);
         cJSON_AddNumberToObject(root, "pages_checked", (double)cx.pages_checked);
         cJSON_AddNumberToObject(root, "pages_never_written", (double)cx.pages_new);
         cJSON_AddNumberToObject(root, "pages_damaged", (double)cx.pages_bad);

@@ -146,7 +146,7 @@ int kv_tree_load_root(kv_db_t *db)
     rp_mtr_commit(&m);
     atomic_store(&db->root, leaf_id);
     atomic_store(&db->root_level, 0);
-    rp_info("kv", "created an empty key-value store (root page %" PRIu64 ")", leaf_id);
+    rp_info("kv", "created an empty key-value store (its tree starts at page %" PRIu64 ")", leaf_id);
     return 0;
 }
 

@@ -518,10 +518,10 @@ int rp_storage_report_bad_page(const rp_volume_t *v, rp_page_id_t id, const void
     uint64_t off = rp_volume_page_offset(&v->sb, id);
     switch (verdict) {
     case RP_PAGE_BAD_CHECKSUM:
-        rp_error(RP_ECORRUPT, "page %" PRIu64 " of volume \"%s\" failed its checksum", id, v->path);
-        rp_error_detail("Expected checksum 0x%08x (stored in the page), found 0x%08x; the page is at byte "
-                        "offset %" PRIu64 ".",
-                        rp_page_stored_checksum(page), rp_page_compute_checksum(page, v->sb.page_size), off);
+        rp_error(RP_ECORRUPT, "page %" PRIu64 " of volume \"%s\" failed its checksum: expected 0x%08x, found 0x%08x",
+                 id, v->path, rp_page_stored_checksum(page), rp_page_compute_checksum(page, v->sb.page_size));
+        rp_error_detail("The expected checksum is the one stored in the page, the found one is computed over its "
+                        "content; the page is at byte offset %" PRIu64 ".", off);
         break;
     case RP_PAGE_BAD_ID:
         rp_error(RP_ECORRUPT, "page %" PRIu64 " of volume \"%s\" holds the content of page %" PRIu64, id, v->path,
