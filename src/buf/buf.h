@@ -50,7 +50,8 @@ typedef struct rp_frame {
     uint32_t hash_next;               /* page table chain (partition lock) */
     rp_page_id_t page_id;             /* header lock + partition lock to change */
     uint64_t first_dirty_pos;         /* WAL start of the record that made it dirty (header lock) */
-    uint64_t last_mod_pos;            /* WAL end of the newest record that changed it (header lock) */
+    _Atomic uint64_t last_mod_pos;    /* WAL end of the newest record that changed it (written under the
+                                         header lock, read without it: every page access reads it) */
     bool needs_image;                 /* next logged change must carry a full image (page came from
                                          elsewhere; see mtr.c). Changed under the X latch. */
     pthread_rwlock_t latch;

@@ -484,7 +484,7 @@ int rp_buf_pin(rp_bufpool_t *pool, rp_page_id_t id, unsigned flags, rp_frame_t *
         victim->hash_next = pool->buckets[bucket];
         pool->buckets[bucket] = victim->index;
         victim->first_dirty_pos = 0;
-        victim->last_mod_pos = 0;
+        atomic_store(&victim->last_mod_pos, 0);
         victim->needs_image = false;
         unlock_header(victim, (s & RP_FRAME_REFCOUNT_MASK) | RP_FRAME_TAG_VALID | RP_FRAME_IO |
                                   (1u << RP_FRAME_USAGE_SHIFT));
@@ -533,16 +533,13 @@ void rp_buf_mark_dirty(rp_frame_t *f, uint64_t start, uint64_t end)
     uint32_t s = lock_header(f);
     if (!(s & RP_FRAME_DIRTY))
         f->first_dirty_pos = start;
-    f->last_mod_pos = end;
+    atomic_store_explicit(&f->last_mod_pos, end, memory_order_release);
     unlock_header(f, s | RP_FRAME_DIRTY | RP_FRAME_JUST_DIRTIED);
 }
 
 uint64_t rp_buf_last_mod_pos(rp_frame_t *f)
 {
-    uint32_t s = lock_header(f);
-    uint64_t pos = f->last_mod_pos;
-    unlock_header(f, s);
-    return pos;
+    return atomic_load_explicit(&f->last_mod_pos, memory_order_acquire);
 }
 
 /*
@@ -584,9 +581,7 @@ static int flush_frame(rp_bufpool_t *pool, rp_frame_t *f, bool may_block)
             return RP_EBUSY;
         }
         memcpy(copy, rp_buf_page(pool, f), pool->page_size);
-        s = lock_header(f);
-        need_wal = f->last_mod_pos;
-        unlock_header(f, s);
+        need_wal = atomic_load(&f->last_mod_pos);
         rp_buf_unlatch(f);
         if (pool->wal_flush && need_wal)
             pool->wal_flush(pool->wal_flush_arg, need_wal); /* WAL before data */
@@ -688,7 +683,8 @@ void rp_buf_forget(rp_bufpool_t *pool, rp_page_id_t id)
         if (refcount(s) == 0 && !(s & RP_FRAME_IO)) {
             table_remove(pool, bucket, f);
             f->page_id = RP_PAGE_INVALID;
-            f->first_dirty_pos = f->last_mod_pos = 0;
+            f->first_dirty_pos = 0;
+            atomic_store(&f->last_mod_pos, 0);
             s &= ~(RP_FRAME_TAG_VALID | RP_FRAME_VALID | RP_FRAME_DIRTY | RP_FRAME_JUST_DIRTIED |
                    RP_FRAME_USAGE_MASK);
         }
