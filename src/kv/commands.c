@@ -311,6 +311,7 @@ void kv_reply_store_error(kv_call_t *call, int rc)
     const rp_report_t *r = rp_last_error();
     const char *msg = (r->code == rc && r->message[0]) ? r->message : rp_strerror(rc);
     const char *hint = (r->code == rc && r->hint[0]) ? r->hint : NULL;
+    const char *detail = (r->code == rc && r->detail[0]) ? r->detail : NULL;
     switch (rc) {
     case RP_ETIMEDOUT:
     case RP_EAGAIN:
@@ -332,7 +333,10 @@ void kv_reply_store_error(kv_call_t *call, int rc)
         kv_reply_errorf(call->out, "ERR I/O error: %s", msg);
         break;
     case RP_ETOOBIG:
-        kv_reply_errorf(call->out, "ERR value is too large (the limit is %d bytes): %s", KV_VALUE_MAX, msg);
+        /* keys and values are checked before the store is called, so this is something else the store
+         * cannot hold (a batch too large for one WAL record): say what and what to do */
+        kv_reply_errorf(call->out, "ERR %s%s%s%s%s", msg, detail ? ". " : "", detail ? detail : "", hint ? " " : "",
+                        hint ? hint : "");
         break;
     case RP_ESHUTDOWN:
         kv_reply_error(call->out, "ERR the server is shutting down");

@@ -903,6 +903,8 @@ static void test_store_errors_reach_the_client(void **state)
     fake_db_fail_next(fx->db, RP_EIO, "could not read page 9 of \"/srv/vol\": Input/output error");
     EXPECT(c, "-ERR I/O error: could not read page 9 of \"/srv/vol\": Input/output error\r\n", "MGET", "a",
            "b");
+    fake_db_fail_next(fx->db, RP_ETOOBIG, "change of 7.9 MiB is too large for the WAL");
+    EXPECT(c, "-ERR change of 7.9 MiB is too large for the WAL\r\n", "MSET", "a", "1", "b", "2");
     fake_db_fail_next(fx->db, RP_ENOSPC, "no free page\nleft");
     EXPECT(c, "-ERR the volume is full: no free page left. Delete keys, or grow the volume.\r\n", "MSET", "a",
            "1");
