@@ -67,6 +67,8 @@ typedef struct rp_bufpool_stats {
     bool huge_pages;
 } rp_bufpool_stats_t;
 
+/* Private memory a pool of `size` bytes of pages takes in all: pages, frame table, page table. */
+uint64_t rp_bufpool_memory(uint64_t size, uint32_t page_size);
 int rp_bufpool_create(rp_volume_t *v, const rp_bufpool_opts_t *opts, rp_bufpool_t **out);
 /* Frees the pool. Dirty frames are NOT written: call rp_buf_write_dirty_before(UINT64_MAX) first. */
 void rp_bufpool_destroy(rp_bufpool_t *pool);

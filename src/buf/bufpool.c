@@ -240,6 +240,20 @@ static int map_memory(rp_bufpool_t *pool, uint64_t size, int policy)
     return 0;
 }
 
+static uint64_t buckets_for(uint64_t nframes)
+{
+    uint64_t n = 64;
+    while (n < nframes * 2)
+        n <<= 1;
+    return n;
+}
+
+uint64_t rp_bufpool_memory(uint64_t size, uint32_t page_size)
+{
+    uint64_t nframes = size / page_size;
+    return nframes * page_size + nframes * sizeof(rp_frame_t) + buckets_for(nframes) * sizeof(uint32_t);
+}
+
 int rp_bufpool_create(rp_volume_t *v, const rp_bufpool_opts_t *opts, rp_bufpool_t **out)
 {
     uint32_t page_size = rp_volume_page_size(v);
@@ -251,21 +265,15 @@ int rp_bufpool_create(rp_volume_t *v, const rp_bufpool_opts_t *opts, rp_bufpool_
         rp_error_hint("Change buffer-pool-size.");
         return RP_EINVAL;
     }
-    char what[128];
-    snprintf(what, sizeof(what), "the buffer pool (buffer-pool-size = %s)", rp_format_size(opts->size, sz, 32));
-    int rc = rp_host_check_commit(nframes * page_size + nframes * sizeof(rp_frame_t), what);
-    if (rc)
-        return rc;
-
+    /* the host's commit budget was checked for the whole instance by rp_instance_open() */
+    int rc;
     rp_bufpool_t *pool = calloc(1, sizeof(*pool));
     if (!pool)
         return rp_error(RP_ENOMEM, "out of memory allocating the buffer pool");
     pool->volume = v;
     pool->page_size = page_size;
     pool->nframes = (uint32_t)nframes;
-    uint64_t nbuckets = 64;
-    while (nbuckets < nframes * 2)
-        nbuckets <<= 1;
+    uint64_t nbuckets = buckets_for(nframes);
     pool->bucket_mask = nbuckets - 1;
     pool->frames = calloc(nframes, sizeof(rp_frame_t));
     pool->buckets = malloc(nbuckets * sizeof(uint32_t));

@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +155,27 @@ bool rp_parse_i64(const char *text, size_t len, int64_t *out)
     if (neg && v == 0)
         return false; /* "-0" is not a canonical integer */
     return true;
+}
+
+int rp_thread_start(void *thread, const char *name, void *(*fn)(void *), void *arg)
+{
+    pthread_t *t = thread;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, RP_THREAD_STACK);
+    int err = pthread_create(t, &attr, fn, arg); /* returns the error; errno is not set */
+    pthread_attr_destroy(&attr);
+    if (err) {
+        rp_error(RP_ESYS, "could not start the %s thread: %s", name, strerror(err));
+        if (err == EAGAIN)
+            rp_error_hint("The process hit a limit on threads or memory (ulimit -u, ulimit -v, "
+                          "vm.overcommit_memory); `respoolctl check` shows them.");
+        return RP_ESYS;
+    }
+    char short_name[16];
+    snprintf(short_name, sizeof(short_name), "%s", name); /* the kernel keeps 15 characters */
+    pthread_setname_np(*t, short_name);
+    return 0;
 }
 
 uint64_t rp_now_ns(void)

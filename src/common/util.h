@@ -77,6 +77,12 @@ void *rp_xcalloc(size_t n, size_t size);
 void *rp_xrealloc(void *p, size_t size);
 char *rp_xstrdup(const char *s);
 
+/* Starts a thread with a bounded stack (RP_THREAD_STACK: background threads need little, and under
+ * vm.overcommit_memory=2 every stack counts against CommitLimit) and a name shown by top and gdb.
+ * Returns 0 or RP_ESYS with a report naming the thread and pthread_create's own error. */
+#define RP_THREAD_STACK (1024 * 1024)
+int rp_thread_start(void *thread, const char *name, void *(*fn)(void *), void *arg);
+
 /* Progress of long work, printed to stderr: redrawn in place on a terminal, one line per 10% (and at
  * most one per second) otherwise. */
 typedef struct rp_progress {

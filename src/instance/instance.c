@@ -5,6 +5,7 @@
 #include "instance/instance_int.h"
 
 #include "buf/buf.h"
+#include "common/host.h"
 #include "common/util.h"
 #include "respool/error.h"
 #include "respool/log.h"
@@ -263,6 +264,28 @@ static void *bgwriter_main(void *arg)
     return NULL;
 }
 
+/*
+ * The private memory the instance will commit, checked against the host once, before anything is
+ * mapped: buffer pool with its tables, WAL buffers, the in-memory free-space bitmap, its threads' stacks
+ * and a margin for the rest. Failing here names the setting; failing later would be an allocation error
+ * in the middle of recovery.
+ */
+static int check_memory(rp_instance_t *inst)
+{
+    const rp_superblock_t *sb = rp_volume_sb(inst->volume);
+    uint64_t pool = rp_bufpool_memory(inst->cfg.buffer_pool_size, sb->page_size);
+    uint64_t wal = inst->cfg.wal_buffers + 2 * RP_MiB; /* buffers, recovery reader window, headers */
+    uint64_t space = (sb->data_pages + 7) / 8;
+    uint64_t threads = 3 * (uint64_t)RP_THREAD_STACK;
+    uint64_t margin = 8 * RP_MiB;
+    char what[256], a[32], b[32], c[32];
+    snprintf(what, sizeof(what), "the instance (buffer-pool-size = %s, wal-buffers = %s, free-space map %s, threads "
+             "and margin %s)", rp_format_size(inst->cfg.buffer_pool_size, a, sizeof(a)),
+             rp_format_size(inst->cfg.wal_buffers, b, sizeof(b)), rp_format_size(space, c, sizeof(c)),
+             rp_format_size(threads + margin, (char[32]){0}, 32));
+    return rp_host_check_commit(pool + wal + space + threads + margin, what);
+}
+
 static void copy_config(rp_instance_config_t *dst, const rp_instance_config_t *src)
 {
     *dst = *src;
@@ -327,6 +350,8 @@ int rp_instance_open(const rp_instance_config_t *cfg, rp_instance_t **out)
         goto fail;
     if ((rc = rp_volume_claim_slot(inst->volume, inst->slot)) != 0)
         goto fail;
+    if ((rc = check_memory(inst)) != 0)
+        goto fail;
     rp_bufpool_opts_t popts = {.size = cfg->buffer_pool_size, .huge_pages = cfg->huge_pages};
     if ((rc = rp_bufpool_create(inst->volume, &popts, &inst->pool)) != 0)
         goto fail;
@@ -362,9 +387,18 @@ int rp_instance_open(const rp_instance_config_t *cfg, rp_instance_t **out)
         if ((rc = rp_instance_checkpoint(inst)) != 0)
             goto fail;
     }
-    if (pthread_create(&inst->checkpointer, NULL, checkpointer_main, inst) != 0 ||
-        pthread_create(&inst->bgwriter, NULL, bgwriter_main, inst) != 0) {
-        rc = rp_error(RP_ESYS, "could not start background threads: %s", strerror(errno));
+    if ((rc = rp_thread_start(&inst->checkpointer, "rp-checkpoint", checkpointer_main, inst)) != 0)
+        goto fail;
+    if ((rc = rp_thread_start(&inst->bgwriter, "rp-bgwriter", bgwriter_main, inst)) != 0) {
+        /* the checkpointer runs already: stop it before everything it uses is freed */
+        rp_report_t saved = *rp_last_error();
+        pthread_mutex_lock(&inst->bg_lock);
+        inst->bg_stop = true;
+        pthread_cond_broadcast(&inst->bg_cond);
+        pthread_mutex_unlock(&inst->bg_lock);
+        pthread_join(inst->checkpointer, NULL);
+        rp_error(saved.code, "%s", saved.message);
+        rp_error_hint("%s", saved.hint);
         goto fail;
     }
     inst->threads_started = true;

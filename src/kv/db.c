@@ -721,8 +721,8 @@ int kv_db_open(rp_instance_t *inst, kv_db_t **out)
     pthread_mutex_init(&db->sweep_lock, NULL);
     pthread_cond_init(&db->sweep_cond, NULL);
     int rc = kv_tree_load_root(db);
-    if (rc == 0 && pthread_create(&db->sweeper, NULL, sweeper_main, db) != 0)
-        rc = rp_error(RP_ESYS, "could not start the expiry thread: %s", strerror(errno));
+    if (rc == 0)
+        rc = rp_thread_start(&db->sweeper, "rp-expire", sweeper_main, db);
     if (rc) {
         pthread_mutex_destroy(&db->sweep_lock);
         pthread_cond_destroy(&db->sweep_cond);

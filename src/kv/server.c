@@ -269,12 +269,13 @@ static void close_client(struct worker *w, kv_client_t *c)
         for (int i = 0; i < 16 && recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
             ;
     }
-    close(c->fd);
-    list_del(&c->ready);
-    list_del(&c->gated);
+    /* out of the registry first: once the peer sees the close, CLIENT LIST and KILL must not see us */
     pthread_mutex_lock(&w->lock);
     list_del(&c->all);
     pthread_mutex_unlock(&w->lock);
+    close(c->fd);
+    list_del(&c->ready);
+    list_del(&c->gated);
     w->nclients--;
     atomic_fetch_sub(&w->srv->nclients, 1);
     client_free(c);
@@ -1157,8 +1158,9 @@ int kv_server_start(kv_server_t *srv)
     srv->start_ms = rp_now_ns() / 1000000;
     for (int i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
-        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-            rc = rp_error(RP_ESYS, "could not start I/O thread %d: %s", i, strerror(errno));
+        char name[16];
+        snprintf(name, sizeof(name), "rp-io-%d", i);
+        if ((rc = rp_thread_start(&w->thread, name, worker_main, w)) != 0) {
             atomic_store(&srv->stopping, true);
             for (int j = 0; j < i; j++) {
                 wake_worker(&srv->workers[j]);
@@ -1332,6 +1334,8 @@ int kv_server_kill_clients(kv_server_t *srv, kv_client_t *self, const kv_kill_fi
                 matched++;
                 continue;
             }
+            if (atomic_load(&c->kill))
+                continue; /* killed already, its worker has not closed it yet: not killed twice */
             atomic_store(&c->kill, true);
             hits++;
         }

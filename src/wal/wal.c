@@ -375,8 +375,8 @@ int rp_wal_start(rp_wal_t *wal, uint64_t end_pos, rp_lsn_t max_lsn)
         return rc;
     wal->incarnation = h.incarnation;
     atomic_store(&wal->redo_pos, h.redo_pos);
-    if (pthread_create(&wal->flusher, NULL, flusher_main, wal) != 0)
-        return rp_error(RP_ESYS, "could not start the WAL writer thread: %s", strerror(errno));
+    if ((rc = rp_thread_start(&wal->flusher, "rp-walwriter", flusher_main, wal)) != 0)
+        return rc;
     wal->started = true;
     return 0;
 }

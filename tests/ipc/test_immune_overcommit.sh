@@ -68,8 +68,8 @@ refused() {
     [[ $rc -ne 0 && $rc -lt 124 ]] && log "ok: $what: start-up failed with status $rc" ||
         fail "$what: status $rc (expected a plain failure, not success, a timeout or a signal)"
     ((ms <= 3000)) && log "ok: $what: failed at once ($ms ms)" || fail "$what: took $ms ms to fail"
-    expect_match "$what: names the buffer pool and the size configured" \
-        "FATAL .*for the buffer pool \(buffer-pool-size = $(re_escape "$(fmt_size "$pool")")\)" "$out"
+    expect_match "$what: names the instance and the buffer pool size configured" \
+        "FATAL .*for the instance \(buffer-pool-size = $(re_escape "$(fmt_size "$pool")"), wal-buffers = " "$out"
     expect_match "$what: names vm.overcommit_memory" 'vm\.overcommit_memory = [0-2]' "$out"
     expect_match "$what: names CommitLimit" "CommitLimit (is )?$SIZE_RE" "$out"
     expect_match "$what: names Committed_AS" "Committed_AS (is )?$SIZE_RE" "$out"
