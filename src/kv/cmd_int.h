@@ -55,6 +55,7 @@ struct kv_commands {
     char *config_file;
     char run_id[41];
     const kv_command_t *slots[KV_CMD_HASH_SLOTS];
+    uint8_t slot_len[KV_CMD_HASH_SLOTS]; /* strlen of each slot's name, to reject most misses at once */
     pthread_mutex_t lock; /* guards threads[] */
     kv_cmd_ctx_t *threads[KV_SERVER_MAX_THREADS];
 };

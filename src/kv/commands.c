@@ -172,10 +172,11 @@ const kv_command_t *kv_command_lookup(const kv_commands_t *cmds, const char *nam
         return NULL;
     uint32_t h = name_hash(lower, len);
     for (uint32_t i = 0; i < KV_CMD_HASH_SLOTS; i++) {
-        const kv_command_t *c = cmds->slots[(h + i) % KV_CMD_HASH_SLOTS];
+        uint32_t slot = (h + i) % KV_CMD_HASH_SLOTS;
+        const kv_command_t *c = cmds->slots[slot];
         if (!c)
             return NULL;
-        if (strlen(c->name) == len && memcmp(c->name, lower, len) == 0)
+        if (cmds->slot_len[slot] == len && memcmp(c->name, lower, len) == 0)
             return c;
     }
     return NULL;
@@ -508,9 +509,10 @@ static void add_command(kv_commands_t *cmds, const kv_command_t *c)
 {
     uint32_t h = name_hash(c->name, strlen(c->name));
     for (uint32_t i = 0; i < KV_CMD_HASH_SLOTS; i++) {
-        const kv_command_t **slot = &cmds->slots[(h + i) % KV_CMD_HASH_SLOTS];
-        if (!*slot) {
-            *slot = c;
+        uint32_t slot = (h + i) % KV_CMD_HASH_SLOTS;
+        if (!cmds->slots[slot]) {
+            cmds->slots[slot] = c;
+            cmds->slot_len[slot] = (uint8_t)strlen(c->name);
             return;
         }
     }
