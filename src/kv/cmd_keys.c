@@ -294,11 +294,7 @@ static int expire_decide(kv_update_t *u, void *arg)
         u->decision = KV_DELETE;
         return 0;
     }
-    /* The value stays; it is copied because the decision must outlive the callback. */
-    kv_buf_set(op->tmp, u->old, u->old_len);
-    u->decision = KV_PUT;
-    u->new_value = op->tmp->data;
-    u->new_len = u->old_len;
+    u->decision = KV_SET_EXPIRE; /* the value stays where it is */
     u->new_expire_ms = op->persist ? 0 : op->when;
     return 0;
 }
@@ -313,7 +309,7 @@ static void run_expire(kv_cmd_ctx_t *ctx, kv_call_t *call, struct expire_op *op)
     op->tmp = &ctx->tmp;
     op->now_ms = (int64_t)rp_wall_ms();
     uint64_t gate = 0;
-    int rc = kv_db_update(ctx->cmds->db, key->ptr, key->len, KV_UPDATE_NEED_OLD, expire_decide, op, &gate);
+    int rc = kv_db_update(ctx->cmds->db, key->ptr, key->len, 0, expire_decide, op, &gate);
     kv_gate_raise(call, gate);
     if (ctx->tmp.cap > 64 * 1024)
         kv_buf_free(&ctx->tmp);

@@ -196,6 +196,8 @@ int kv_db_update(kv_db_t *db, const void *key, size_t klen, unsigned flags, kv_u
             rp_mtr_abort(&m);
             break;
         }
+        if (u.decision == KV_SET_EXPIRE && !u.exists)
+            u.decision = KV_KEEP;
         if (u.decision == KV_KEEP || (u.decision == KV_DELETE && !found)) {
             *gate = rp_mtr_gate(&m);
             rp_mtr_abort(&m);
@@ -206,6 +208,31 @@ int kv_db_update(kv_db_t *db, const void *key, size_t klen, unsigned flags, kv_u
         value_plan_t vp = {0};
         size_t need_bytes;
         uint32_t need_pages;
+        if (u.decision == KV_SET_EXPIRE) {
+            /* the same cell with another expiry: the value (or its overflow reference) is copied from
+             * the old cell, so only the leaf changes and no overflow page is touched */
+            unsigned char cellbuf[RP_PAGE_SIZE_MAX / 3 + 64];
+            uint32_t size = kv_leaf_cell_encode(cellbuf, key, klen, cell.value, cell.vlen, cell.overflow,
+                                                u.new_expire_ms);
+            if (size + 64 > want_bytes) {
+                rp_mtr_abort(&m);
+                want_bytes = size + 64;
+                continue;
+            }
+            if (!kv_tree_fits(leaf, db->ps, key, klen, size)) {
+                rp_mtr_abort(&m);
+                if ((rc = kv_tree_make_room(db, key, klen, size)) != 0)
+                    break;
+                continue;
+            }
+            kv_node_put(leaf, db->ps, cellbuf, (uint16_t)size);
+            kv_tree_log_put(&m, leaf, cellbuf, (uint16_t)size);
+            rp_mtr_set_record(&m, KV_RMGR, KV_WAL_WRITE, NULL, 0);
+            rp_mtr_commit(&m);
+            *gate = rp_mtr_gate(&m);
+            rc = 0;
+            break;
+        }
         if (u.decision == KV_PUT) {
             if ((rc = check_value(u.new_len)) != 0) {
                 rp_mtr_abort(&m);
@@ -321,8 +348,11 @@ int kv_db_write_batch(kv_db_t *db, kv_write_t *w, size_t n, uint64_t *gate)
         nk++;
     }
     unsigned char *scratch = rp_xmalloc(db->ps);
+    /* Reserve for a few leaves first: keys of one batch usually share leaves, and one image per key
+     * would refuse large batches of small values. The real count of distinct leaves is known once
+     * they are latched; a bigger need starts over with a bigger reservation. */
     size_t want_bytes = 0;
-    uint32_t want_pages = (uint32_t)nk + 2;
+    uint32_t want_pages = (uint32_t)RP_MIN(nk, 8) + 2;
     for (size_t k = 0; k < nk; k++) {
         const kv_write_t *e = &w[keys[k].last];
         value_plan_t vp = e->del ? (value_plan_t){0} : plan_value(db, e->klen, e->vlen, e->expire_ms != 0);

@@ -60,7 +60,9 @@ int kv_db_get(kv_db_t *db, const void *key, size_t klen, kv_buf_t *out, int64_t 
 
 /* Read-modify-write of one key. The callback runs while the key's leaf is held exclusively, sees the
  * current state and decides; it must not block or call back into the db. */
-typedef enum kv_decision { KV_KEEP = 0, KV_PUT = 1, KV_DELETE = 2 } kv_decision_t;
+/* KV_SET_EXPIRE keeps the value where it is (inline or in overflow pages) and only changes the expiry
+ * to new_expire_ms: EXPIRE and PERSIST cost one cell, not a copy of the value. */
+typedef enum kv_decision { KV_KEEP = 0, KV_PUT = 1, KV_DELETE = 2, KV_SET_EXPIRE = 3 } kv_decision_t;
 
 typedef struct kv_update {
     /* in: the current state (old is valid only if the call asked for KV_UPDATE_NEED_OLD) */

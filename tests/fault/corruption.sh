@@ -13,7 +13,7 @@ dir=$(mktemp -d /tmp/rp-corrupt-XXXXXX)
 volume=$dir/volume
 data=$dir/data
 log=$dir/respoold.log
-port=$(( 20000 + RANDOM % 20000 ))
+port=$(( 20000 + RANDOM % 12000 )) # below the ephemeral range: see tests/lib/testport.h
 pid=
 
 cleanup() {

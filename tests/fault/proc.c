@@ -2,6 +2,7 @@
  * proc.c - see proc.h
  */
 #include "proc.h"
+#include "testport.h"
 
 #include <hiredis/hiredis.h>
 
@@ -27,17 +28,6 @@ void rp_fail(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     exit(1);
-}
-
-int rp_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        rp_fail("no free port: %s", strerror(errno));
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 static int run(const char *const *argv, bool quiet)
@@ -68,7 +58,7 @@ void rp_server_prepare(rp_server_t *s, const char *respoold, const char *respool
     snprintf(s->volume, sizeof(s->volume), "%s/volume", s->dir);
     snprintf(s->data_dir, sizeof(s->data_dir), "%s/data", s->dir);
     snprintf(s->log, sizeof(s->log), "%s/respoold.log", s->dir);
-    s->port = rp_free_port();
+    s->port = rp_test_free_port();
     const char *args[] = {s->respoolctl, "volume", "init", "--volume", s->volume, "--size", size, "--wal-size",
                           wal_size, "--max-instances", "2", "--quiet", NULL};
     if (run(args, true) != 0)

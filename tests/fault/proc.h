@@ -35,7 +35,6 @@ int rp_server_ctl(rp_server_t *s, const char *const *args);
 void rp_server_cleanup(rp_server_t *s);
 /* Prints the last lines of the server log to stderr (for failures). */
 void rp_server_dump_log(rp_server_t *s, int lines);
-int rp_free_port(void);
 void rp_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 #endif

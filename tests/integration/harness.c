@@ -2,6 +2,7 @@
  * harness.c - start and stop a real respoold for integration tests (see harness.h)
  */
 #include "harness.h"
+#include "testport.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -91,18 +92,6 @@ static int run(const char *const *argv, const char *log)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        die(NULL, "cannot find a free port: %s", strerror(errno));
-    int port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
 
 int it_raw_connect(const it_server_t *s)
 {
@@ -176,7 +165,7 @@ void it_server_start(it_server_t *s, const char *const *extra)
     int rc = run(init, s->log);
     if (rc != 0)
         die(s, "respoolctl volume init failed with status %d", rc);
-    s->port = free_port();
+    s->port = rp_test_free_port();
     launch(s);
 }
 

@@ -38,7 +38,7 @@ redis-cli() { timeout 120 "$cli_bin" "$@"; }
 
 # a port nobody listens on
 for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 40000))
+    port=$((20000 + RANDOM % 12000)) # below the ephemeral range: see tests/lib/testport.h
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
 done
 

@@ -27,6 +27,8 @@
  *
  * Values never contain blanks, so the model is a plain text file the shell can also read.
  */
+#include "testport.h"
+
 #include <hiredis/hiredis.h>
 
 #include <arpa/inet.h>
@@ -119,16 +121,7 @@ static int parse_int(const char *s, const char *what)
 
 static int free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        perror("immunity_load: no free port");
-        return 1;
-    }
-    close(fd);
-    printf("%d\n", ntohs(a.sin_port));
+    printf("%d\n", rp_test_free_port());
     return 0;
 }
 

@@ -248,6 +248,17 @@ int kv_db_update(kv_db_t *db, const void *key, size_t klen, unsigned flags, kv_u
         }
     }
     rc = fn(&u, arg);
+    if (rc == 0 && u.decision == KV_SET_EXPIRE) {
+        /* the value stays; only the expiry changes (a missing key is left alone) */
+        if (e) {
+            db->pos++;
+            e->expire_ms = u.new_expire_ms;
+            e->pos = db->pos;
+        }
+        *gate = db->pos;
+        pthread_mutex_unlock(&db->lock);
+        return 0;
+    }
     if (rc == 0 && u.decision == KV_PUT && u.new_len > KV_VALUE_MAX)
         rc = rp_error(RP_ETOOBIG, "value of %zu bytes is over %d", u.new_len, KV_VALUE_MAX);
     if (rc == 0 && u.decision != KV_KEEP) {
