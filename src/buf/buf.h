@@ -47,8 +47,9 @@ typedef struct rp_bufpool rp_bufpool_t;
 typedef struct rp_frame {
     _Atomic uint32_t state;
     uint32_t index;
-    uint32_t hash_next;               /* page table chain (partition lock) */
-    rp_page_id_t page_id;             /* header lock + partition lock to change */
+    _Atomic uint32_t hash_next;       /* page table chain (changed under the partition lock; read without
+                                         it by the optimistic lookup) */
+    _Atomic rp_page_id_t page_id;     /* changed under header lock + partition lock; read without them */
     uint64_t first_dirty_pos;         /* WAL start of the record that made it dirty (header lock) */
     _Atomic uint64_t last_mod_pos;    /* WAL end of the newest record that changed it (written under the
                                          header lock, read without it: every page access reads it) */

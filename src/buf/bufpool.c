@@ -45,7 +45,7 @@ struct rp_bufpool {
     size_t map_size;
     bool huge;
     rp_frame_t *frames;
-    uint32_t *buckets;                /* page table: head frame per bucket */
+    _Atomic uint32_t *buckets;        /* page table: head frame per bucket */
     uint64_t bucket_mask;
     partition_t parts[NPARTITIONS];
     iowait_t iowaits[NIOWAIT];
@@ -157,6 +157,33 @@ static partition_t *partition_of(rp_bufpool_t *pool, uint64_t bucket)
     return &pool->parts[bucket & (NPARTITIONS - 1)];
 }
 
+/*
+ * Lock-free lookup: walk the chain without the partition mutex, pin a frame that seems to hold the page,
+ * then check that it still does. Every operation reaches the root through here, so the root's
+ * partition mutex was a point every thread crossed. A chain changing under us only costs a miss (the
+ * caller falls back to the locked path); the walk is bounded because frames move between chains.
+ * Pinned first, checked second: once pinned the frame cannot be evicted, and a tag seen valid after the
+ * acquiring CAS was published with the page number it belongs to.
+ */
+static rp_frame_t *table_find_pinned(rp_bufpool_t *pool, uint64_t bucket, rp_page_id_t id, uint32_t *state)
+{
+    uint32_t i = atomic_load_explicit(&pool->buckets[bucket], memory_order_acquire);
+    for (int steps = 0; i != NO_FRAME && steps < 32; steps++) {
+        rp_frame_t *f = &pool->frames[i];
+        if (atomic_load_explicit(&f->page_id, memory_order_relaxed) == id) {
+            uint32_t s = pin_frame(f);
+            if ((s & RP_FRAME_TAG_VALID) && atomic_load_explicit(&f->page_id, memory_order_relaxed) == id) {
+                *state = s;
+                return f;
+            }
+            unpin_frame(f);
+            return NULL;
+        }
+        i = atomic_load_explicit(&f->hash_next, memory_order_relaxed);
+    }
+    return NULL;
+}
+
 /* Caller holds the bucket's partition lock. */
 static rp_frame_t *table_find(rp_bufpool_t *pool, uint64_t bucket, rp_page_id_t id)
 {
@@ -168,11 +195,11 @@ static rp_frame_t *table_find(rp_bufpool_t *pool, uint64_t bucket, rp_page_id_t 
 
 static void table_remove(rp_bufpool_t *pool, uint64_t bucket, rp_frame_t *f)
 {
-    uint32_t *link = &pool->buckets[bucket];
+    _Atomic uint32_t *link = &pool->buckets[bucket];
     while (*link != NO_FRAME) {
         if (*link == f->index) {
-            *link = f->hash_next;
-            f->hash_next = NO_FRAME;
+            /* f keeps its own next link: an optimistic reader standing on f can walk on */
+            atomic_store_explicit(link, atomic_load(&f->hash_next), memory_order_release);
             return;
         }
         link = &pool->frames[*link].hash_next;
@@ -289,7 +316,8 @@ int rp_bufpool_create(rp_volume_t *v, const rp_bufpool_opts_t *opts, rp_bufpool_
         free(pool);
         return rc;
     }
-    memset(pool->buckets, 0xff, nbuckets * sizeof(uint32_t));
+    for (uint64_t b = 0; b < nbuckets; b++)
+        atomic_init(&pool->buckets[b], NO_FRAME);
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     /* Writers must not starve behind a stream of readers of a hot page. */
@@ -298,8 +326,8 @@ int rp_bufpool_create(rp_volume_t *v, const rp_bufpool_opts_t *opts, rp_bufpool_
         rp_frame_t *f = &pool->frames[i];
         atomic_init(&f->state, 0);
         f->index = i;
-        f->hash_next = NO_FRAME;
-        f->page_id = RP_PAGE_INVALID;
+        atomic_init(&f->hash_next, NO_FRAME);
+        atomic_init(&f->page_id, RP_PAGE_INVALID);
         pthread_rwlock_init(&f->latch, &attr);
     }
     pthread_rwlockattr_destroy(&attr);
@@ -458,11 +486,16 @@ int rp_buf_pin(rp_bufpool_t *pool, rp_page_id_t id, unsigned flags, rp_frame_t *
     uint64_t bucket = hash_page(id) & pool->bucket_mask;
     partition_t *part = partition_of(pool, bucket);
     for (;;) {
-        pthread_mutex_lock(&part->lock);
-        rp_frame_t *f = table_find(pool, bucket, id);
-        if (f) {
-            uint32_t s = pin_frame(f);
+        uint32_t s;
+        rp_frame_t *f = table_find_pinned(pool, bucket, id, &s);
+        if (!f) {
+            pthread_mutex_lock(&part->lock);
+            f = table_find(pool, bucket, id);
+            if (f)
+                s = pin_frame(f);
             pthread_mutex_unlock(&part->lock);
+        }
+        if (f) {
             if (!(s & RP_FRAME_VALID))
                 s = wait_io(pool, f);
             if (s & RP_FRAME_VALID) {
@@ -474,7 +507,6 @@ int rp_buf_pin(rp_bufpool_t *pool, rp_page_id_t id, unsigned flags, rp_frame_t *
             unpin_frame(f);
             continue;
         }
-        pthread_mutex_unlock(&part->lock);
 
         rp_frame_t *victim;
         int rc = get_victim(pool, &victim);
@@ -487,10 +519,10 @@ int rp_buf_pin(rp_bufpool_t *pool, rp_page_id_t id, unsigned flags, rp_frame_t *
             unpin_frame(victim);
             continue;
         }
-        uint32_t s = lock_header(victim);
-        victim->page_id = id;
-        victim->hash_next = pool->buckets[bucket];
-        pool->buckets[bucket] = victim->index;
+        s = lock_header(victim);
+        atomic_store(&victim->page_id, id);
+        atomic_store(&victim->hash_next, atomic_load(&pool->buckets[bucket]));
+        atomic_store_explicit(&pool->buckets[bucket], victim->index, memory_order_release);
         victim->first_dirty_pos = 0;
         atomic_store(&victim->last_mod_pos, 0);
         victim->needs_image = false;

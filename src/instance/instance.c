@@ -188,6 +188,9 @@ static void wal_flush_for_pool(void *arg, uint64_t pos)
 void rp_instance_request_checkpoint(void *arg)
 {
     rp_instance_t *inst = arg;
+    /* every write past the trigger asks: only the first of them needs to wake the checkpointer */
+    if (atomic_load(&inst->checkpoint_requested))
+        return;
     pthread_mutex_lock(&inst->bg_lock);
     inst->checkpoint_requested = true;
     pthread_cond_broadcast(&inst->bg_cond);

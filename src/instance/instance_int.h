@@ -29,7 +29,7 @@ struct rp_instance {
     pthread_mutex_t bg_lock;
     pthread_cond_t bg_cond;
     bool bg_stop;
-    bool checkpoint_requested;
+    _Atomic bool checkpoint_requested; /* set by any thread, taken by the checkpointer */
 
     /* statistics */
     _Atomic uint64_t commits, checkpoints, checkpoint_pages, last_checkpoint_ms, last_checkpoint_duration_ms;

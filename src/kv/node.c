@@ -20,10 +20,29 @@ enum {
 
 int kv_key_cmp(const void *a, size_t alen, const void *b, size_t blen)
 {
+    const unsigned char *x = a, *y = b;
     size_t n = alen < blen ? alen : blen;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c)
-        return c;
+    /* Eight bytes at a time as big-endian integers: keys are short, and a libc call per comparison
+     * cost more than the comparison (binary search in every node of every descent). */
+    while (n >= 8) {
+        uint64_t u, v;
+        memcpy(&u, x, 8);
+        memcpy(&v, y, 8);
+        if (u != v) {
+            u = __builtin_bswap64(u);
+            v = __builtin_bswap64(v);
+            return u < v ? -1 : 1;
+        }
+        x += 8;
+        y += 8;
+        n -= 8;
+    }
+    while (n--) {
+        if (*x != *y)
+            return *x < *y ? -1 : 1;
+        x++;
+        y++;
+    }
     return alen < blen ? -1 : alen > blen;
 }
 
@@ -244,12 +263,14 @@ void kv_node_cell_key(const unsigned char *page, uint16_t i, const unsigned char
 uint16_t kv_node_search(const unsigned char *page, const void *key, size_t klen, bool *found)
 {
     uint16_t lo = 0, hi = kv_node_nslots(page);
+    bool internal = rp_page_type(page) == KV_PAGE_INTERNAL;
     *found = false;
     while (lo < hi) {
         uint16_t mid = (uint16_t)((lo + hi) / 2);
-        const unsigned char *k;
-        uint16_t kl;
-        kv_node_cell_key(page, mid, &k, &kl);
+        const unsigned char *c0 = page + slot(page, mid);
+        uint16_t kl = rp_get_le16(c0);
+        const unsigned char *k = internal ? c0 + KV_INTERNAL_CELL_HEADER
+                                          : c0 + KV_LEAF_CELL_HEADER + ((c0[2] & KV_CELL_TTL) ? 8 : 0);
         int c = kv_key_cmp(k, kl, key, klen);
         if (c < 0) {
             lo = (uint16_t)(mid + 1);
@@ -360,6 +381,17 @@ bool kv_node_put(unsigned char *page, uint32_t ps, const unsigned char *cell, ui
         key = cell + KV_LEAF_CELL_HEADER + ((cell[2] & KV_CELL_TTL) ? 8 : 0);
     bool found;
     uint16_t i = kv_node_search(page, key, klen, &found);
+    if (found) {
+        /* An overwrite that is not larger reuses the old cell's bytes: no dead space, no compaction
+         * (the common case: SET of a value of the same size). */
+        uint16_t off = slot(page, i);
+        uint16_t old = cell_size_at(page, off, ps);
+        if (size <= old) {
+            memcpy(page + off, cell, size);
+            set_u16(page, OFF_FRAG, (uint16_t)(u16at(page, OFF_FRAG) + (old - size)));
+            return true;
+        }
+    }
     uint32_t need = size + (found ? 0 : 2);
     uint32_t have = kv_node_room(page, ps) + (found ? cell_size_at(page, slot(page, i), ps) : 0);
     if (need > have)

@@ -440,16 +440,31 @@ int rp_wal_reserve(rp_wal_t *wal, uint64_t bytes)
         rp_error_hint("Split the operation, or create the volume with a larger --wal-size and raise wal-buffers.");
         return RP_ETOOBIG;
     }
+    /* Fast path, no lock: every write reserves, and the ring is rarely near full. Concurrent
+     * reservations all count in `reserved`, so the sum never exceeds the ring. */
+    uint64_t reserved = atomic_fetch_add(&wal->reserved, bytes) + bytes;
+    uint64_t used = atomic_load(&wal->insert_pos_pub) - atomic_load(&wal->redo_pos);
+    if (used + reserved <= wal->usable && !wal->stop) {
+        if (used + reserved > wal->checkpoint_trigger && wal->request_checkpoint)
+            wal->request_checkpoint(wal->checkpoint_arg);
+        return 0;
+    }
+    atomic_fetch_sub(&wal->reserved, bytes);
+
     pthread_mutex_lock(&wal->space_lock);
+    atomic_fetch_add(&wal->space_waiters, 1);
     bool asked = false;
     for (;;) {
         if (wal->stop) {
+            atomic_fetch_sub(&wal->space_waiters, 1);
             pthread_mutex_unlock(&wal->space_lock);
             return rp_error(RP_ESHUTDOWN, "the instance is shutting down");
         }
-        uint64_t used = atomic_load(&wal->insert_pos_pub) - atomic_load(&wal->redo_pos);
-        if (used + wal->reserved + bytes <= wal->usable)
+        reserved = atomic_fetch_add(&wal->reserved, bytes) + bytes;
+        used = atomic_load(&wal->insert_pos_pub) - atomic_load(&wal->redo_pos);
+        if (used + reserved <= wal->usable)
             break;
+        atomic_fetch_sub(&wal->reserved, bytes);
         atomic_fetch_add_explicit(&wal->st_full_waits, 1, memory_order_relaxed);
         if (!wal->full_logged) {
             wal->full_logged = true;
@@ -466,20 +481,22 @@ int rp_wal_reserve(rp_wal_t *wal, uint64_t bytes)
         if (pthread_cond_timedwait(&wal->space_cond, &wal->space_lock, &ts) == ETIMEDOUT)
             asked = false; /* ask again */
     }
-    wal->reserved += bytes;
-    uint64_t used = atomic_load(&wal->insert_pos_pub) - atomic_load(&wal->redo_pos) + wal->reserved;
+    atomic_fetch_sub(&wal->space_waiters, 1);
     pthread_mutex_unlock(&wal->space_lock);
-    if (used > wal->checkpoint_trigger && wal->request_checkpoint)
+    if (used + reserved > wal->checkpoint_trigger && wal->request_checkpoint)
         wal->request_checkpoint(wal->checkpoint_arg);
     return 0;
 }
 
 void rp_wal_unreserve(rp_wal_t *wal, uint64_t bytes)
 {
-    pthread_mutex_lock(&wal->space_lock);
-    wal->reserved -= bytes;
-    pthread_cond_broadcast(&wal->space_cond);
-    pthread_mutex_unlock(&wal->space_lock);
+    atomic_fetch_sub(&wal->reserved, bytes);
+    /* seq_cst: a waiter increments space_waiters before it re-checks, so one of us sees the other */
+    if (atomic_load(&wal->space_waiters)) {
+        pthread_mutex_lock(&wal->space_lock);
+        pthread_cond_broadcast(&wal->space_cond);
+        pthread_mutex_unlock(&wal->space_lock);
+    }
 }
 
 /* Copies len bytes into the buffer at position pos (wrapping), extending the CRC. */

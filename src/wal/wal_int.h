@@ -127,7 +127,8 @@ struct rp_wal {
     /* ring space */
     pthread_mutex_t space_lock;
     pthread_cond_t space_cond;
-    uint64_t reserved;
+    _Atomic uint64_t reserved;      /* bytes reserved by mini-transactions in flight */
+    _Atomic int space_waiters;      /* reservations sleeping on space_cond */
     _Atomic uint64_t redo_pos;
     uint64_t checkpoint_trigger;    /* bytes of log since redo_pos that ask for a checkpoint */
     void (*request_checkpoint)(void *arg);
