@@ -144,6 +144,8 @@ int rp_volume_read_page_raw(rp_volume_t *v, rp_page_id_t id, void *buf);
 int rp_volume_read_pages_raw(rp_volume_t *v, rp_page_id_t first, uint32_t n, void *buf);
 /* Stores the checksum into buf and writes the page. Not durable until rp_volume_sync_data(). */
 int rp_volume_write_page(rp_volume_t *v, rp_page_id_t id, void *buf);
+/* Writes n consecutive pages from buf (each gets its number and checksum) in one write. */
+int rp_volume_write_pages(rp_volume_t *v, rp_page_id_t first, uint32_t n, void *buf);
 int rp_volume_sync_data(rp_volume_t *v);
 
 /* WAL region I/O. `off` is relative to the start of the slot's region; off and len must be multiples

@@ -660,28 +660,143 @@ static bool pin_if_valid(rp_frame_t *f)
     return true;
 }
 
+/* A frame chosen by a checkpoint, pinned, with the page it held when chosen. */
+typedef struct due_frame {
+    rp_page_id_t page;
+    rp_frame_t *frame;
+} due_frame_t;
+
+static int cmp_due(const void *a, const void *b)
+{
+    const due_frame_t *x = a, *y = b;
+    return x->page < y->page ? -1 : x->page > y->page;
+}
+
+#define RUN_MAX 64 /* pages per write */
+
+/*
+ * Writes a run of frames holding consecutive pages with one write. Each frame is claimed for writing
+ * (IO set: one writer per frame) and copied under its S latch, the WAL is made durable up to the newest
+ * change of any of them, the copies go out together, and each frame is marked clean unless it was
+ * changed again meanwhile. Frames that are no longer dirty or are being written by someone else were
+ * left out by the caller's claim.
+ */
+static int write_run(rp_bufpool_t *pool, rp_frame_t **frames, uint32_t n, unsigned char *buf, uint64_t *written)
+{
+    uint64_t need_wal = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        rp_buf_latch(frames[i], false);
+        memcpy(buf + (size_t)i * pool->page_size, rp_buf_page(pool, frames[i]), pool->page_size);
+        uint64_t last = atomic_load(&frames[i]->last_mod_pos);
+        rp_buf_unlatch(frames[i]);
+        if (last > need_wal)
+            need_wal = last;
+    }
+    if (pool->wal_flush && need_wal)
+        pool->wal_flush(pool->wal_flush_arg, need_wal); /* WAL before data */
+    int rc = rp_volume_write_pages(pool->volume, frames[0]->page_id, n, buf);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t s = lock_header(frames[i]);
+        if (rc == 0 && !(s & RP_FRAME_JUST_DIRTIED)) {
+            s &= ~RP_FRAME_DIRTY;
+            frames[i]->first_dirty_pos = 0;
+        }
+        unlock_header(frames[i], s & ~RP_FRAME_IO);
+        wake_io(pool, frames[i]);
+    }
+    if (rc == 0) {
+        atomic_fetch_add_explicit(&pool->writes, n, memory_order_relaxed);
+        *written += n;
+    }
+    return rc;
+}
+
+/* Claims a frame for writing if it still holds `page` and is dirty; false if there is nothing to do
+ * (clean now) or another writer has it (the caller writes it alone later, waiting). */
+static bool claim_for_write(rp_frame_t *f, rp_page_id_t page, bool *busy)
+{
+    uint32_t s = lock_header(f);
+    *busy = false;
+    if (!(s & RP_FRAME_DIRTY) || !(s & RP_FRAME_VALID) || f->page_id != page) {
+        unlock_header(f, s);
+        return false;
+    }
+    if (s & RP_FRAME_IO) {
+        unlock_header(f, s);
+        *busy = true;
+        return false;
+    }
+    unlock_header(f, (s | RP_FRAME_IO) & ~RP_FRAME_JUST_DIRTIED);
+    return true;
+}
+
 int rp_buf_write_dirty_before(rp_bufpool_t *pool, uint64_t pos, uint64_t *written)
 {
-    int first_error = 0;
     *written = 0;
+    due_frame_t *due = malloc(sizeof(*due) * pool->nframes);
+    unsigned char *buf = NULL;
+    if (!due || posix_memalign((void **)&buf, RP_IO_ALIGN, (size_t)RUN_MAX * pool->page_size) != 0) {
+        free(due);
+        return rp_error(RP_ENOMEM, "out of memory for a checkpoint's write list");
+    }
+    /* The list is not pinned: a checkpoint must not take every frame away from the threads that need
+     * victims. Each frame is pinned (and its page checked again) only while its run is written. */
+    uint32_t n = 0;
     for (uint32_t i = 0; i < pool->nframes; i++) {
         rp_frame_t *f = &pool->frames[i];
         uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
         if (!(s & RP_FRAME_DIRTY))
             continue;
         s = lock_header(f);
-        bool due = (s & RP_FRAME_DIRTY) && f->first_dirty_pos < pos;
+        bool is_due = (s & RP_FRAME_DIRTY) && (s & RP_FRAME_VALID) && f->first_dirty_pos < pos;
+        rp_page_id_t page = f->page_id;
         unlock_header(f, s);
-        if (!due || !pin_if_valid(f))
-            continue;
-        uint64_t before = atomic_load_explicit(&pool->writes, memory_order_relaxed);
-        int rc = rp_buf_flush_frame(pool, f);
-        if (rc && !first_error)
-            first_error = rc;
-        if (atomic_load_explicit(&pool->writes, memory_order_relaxed) != before)
-            (*written)++;
-        unpin_frame(f);
+        if (is_due)
+            due[n++] = (due_frame_t){page, f};
     }
+    /* in page order: consecutive pages (split halves, a value's overflow pages) go out in one write */
+    qsort(due, n, sizeof(*due), cmp_due);
+    uint32_t run_max = RP_MIN((uint32_t)RUN_MAX, RP_MAX(1u, pool->nframes / 4));
+    int first_error = 0;
+    rp_frame_t *run[RUN_MAX];
+    uint32_t nrun = 0;
+    for (uint32_t i = 0; i <= n; i++) {
+        bool busy = false, claimed = false;
+        rp_frame_t *f = i < n ? due[i].frame : NULL;
+        bool pinned = f && pin_if_valid(f);
+        if (pinned && f->page_id != due[i].page) {
+            unpin_frame(f); /* evicted and reused since the list was made: not ours to write */
+            pinned = false;
+        }
+        if (pinned)
+            claimed = claim_for_write(f, due[i].page, &busy);
+        bool extends = claimed && nrun > 0 && nrun < run_max && due[i].page == run[nrun - 1]->page_id + 1;
+        if (nrun > 0 && !extends) {
+            int rc = write_run(pool, run, nrun, buf, written);
+            if (rc && !first_error)
+                first_error = rc;
+            for (uint32_t k = 0; k < nrun; k++)
+                unpin_frame(run[k]);
+            nrun = 0;
+        }
+        if (claimed) {
+            run[nrun++] = f;
+            continue;
+        }
+        if (busy) {
+            /* someone else is writing it: wait, and write it alone if it is still dirty then */
+            uint64_t before = atomic_load_explicit(&pool->writes, memory_order_relaxed);
+            int rc = rp_buf_flush_frame(pool, f);
+            if (rc && !first_error)
+                first_error = rc;
+            if (atomic_load_explicit(&pool->writes, memory_order_relaxed) != before)
+                (*written)++;
+        }
+        if (pinned)
+            unpin_frame(f);
+    }
+    free(buf);
+    free(due);
     return first_error;
 }
 

@@ -563,6 +563,21 @@ int rp_volume_write_page(rp_volume_t *v, rp_page_id_t id, void *buf)
     return rp_storage_pwrite(v, v->data_fd, buf, v->sb.page_size, rp_volume_page_offset(&v->sb, id));
 }
 
+int rp_volume_write_pages(rp_volume_t *v, rp_page_id_t first, uint32_t n, void *buf)
+{
+    if (n == 0)
+        return 0;
+    int rc = check_page_id(v, first + n - 1);
+    if (rc)
+        return rc;
+    unsigned char *p = buf;
+    for (uint32_t i = 0; i < n; i++) {
+        rp_page_set_id(p + (size_t)i * v->sb.page_size, first + i);
+        rp_page_set_checksum(p + (size_t)i * v->sb.page_size, v->sb.page_size);
+    }
+    return rp_storage_pwrite(v, v->data_fd, buf, (size_t)n * v->sb.page_size, rp_volume_page_offset(&v->sb, first));
+}
+
 int rp_volume_sync_data(rp_volume_t *v)
 {
     if (fdatasync(v->data_fd) != 0)
