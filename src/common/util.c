@@ -16,20 +16,29 @@
 #include <time.h>
 #include <unistd.h>
 
-int rp_parse_size(const char *text, uint64_t *out)
+/* "  42 unit" -> 42 and end pointing at "unit" (spaces skipped both sides); false if no number. */
+static bool parse_number(const char *text, unsigned long long *v, char **end)
 {
     const char *p = text;
     while (isspace((unsigned char)*p))
         p++;
     if (!isdigit((unsigned char)*p))
-        return RP_EINVAL;
+        return false;
     errno = 0;
-    char *end;
-    unsigned long long v = strtoull(p, &end, 10);
+    *v = strtoull(p, end, 10);
     if (errno)
+        return false;
+    while (isspace((unsigned char)**end))
+        (*end)++;
+    return true;
+}
+
+int rp_parse_size(const char *text, uint64_t *out)
+{
+    unsigned long long v;
+    char *end;
+    if (!parse_number(text, &v, &end))
         return RP_EINVAL;
-    while (isspace((unsigned char)*end))
-        end++;
     uint64_t mult = 1;
     if (*end) {
         char unit = (char)tolower((unsigned char)*end);
@@ -90,18 +99,10 @@ char *rp_format_size(uint64_t bytes, char *buf, size_t size)
 
 int rp_parse_duration(const char *text, uint64_t *out_ms)
 {
-    const char *p = text;
-    while (isspace((unsigned char)*p))
-        p++;
-    if (!isdigit((unsigned char)*p))
-        return RP_EINVAL;
-    errno = 0;
+    unsigned long long v;
     char *end;
-    unsigned long long v = strtoull(p, &end, 10);
-    if (errno)
+    if (!parse_number(text, &v, &end))
         return RP_EINVAL;
-    while (isspace((unsigned char)*end))
-        end++;
     uint64_t mult;
     if (*end == '\0' || strcasecmp(end, "ms") == 0)
         mult = 1;

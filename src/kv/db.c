@@ -576,37 +576,37 @@ static int first_leaf(kv_db_t *db, rp_mtr_t *m, uint64_t id, unsigned char **lea
     return 0;
 }
 
-int kv_db_scan(kv_db_t *db, uint64_t cursor, size_t count, kv_scan_fn fn, void *arg, uint64_t *next_cursor,
-               uint64_t *gate)
+/*
+ * Walks the leaves from `first` (0: the leftmost) to the right, calling on_cell for every live cell,
+ * and after each leaf asks enough() whether to stop; *next is the leaf after the last one walked (0 at
+ * the end). Lehman-Yao: keys only ever move right, so following a right link after letting go of a leaf
+ * is safe — a key present for the whole walk is seen at least once.
+ */
+static int walk_leaves(kv_db_t *db, uint64_t first, void (*on_cell)(const kv_cell_t *cell, void *arg),
+                       bool (*enough)(void *arg), void *arg, uint64_t *next, uint64_t *gate)
 {
     rp_mtr_t m;
     rp_mtr_begin_read(&m, db->inst);
     unsigned char *leaf;
     rp_page_id_t lid;
-    int rc = first_leaf(db, &m, cursor, &leaf, &lid);
+    int rc = first_leaf(db, &m, first, &leaf, &lid);
     int64_t now = (int64_t)rp_wall_ms();
-    size_t emitted = 0;
-    *next_cursor = 0;
+    *next = 0;
     while (rc == 0) {
         uint16_t n = kv_node_nslots(leaf);
-        for (uint16_t i = 0; i < n; i++) {
+        for (uint16_t i = 0; i < n && rc == 0; i++) {
             kv_cell_t cell;
-            if ((rc = decode_at(db, lid, leaf, i, &cell)) != 0)
-                break;
-            if (!is_expired(&cell, now)) {
-                fn((const char *)cell.key, cell.klen, arg);
-                emitted++;
-            }
+            if ((rc = decode_at(db, lid, leaf, i, &cell)) == 0 && !is_expired(&cell, now))
+                on_cell(&cell, arg);
         }
         rp_page_id_t right = kv_node_right(leaf);
         rp_mtr_release(&m, leaf);
         if (rc || right == RP_PAGE_INVALID)
             break;
-        if (emitted >= count) {
-            *next_cursor = right;
+        if (enough && enough(arg)) {
+            *next = right;
             break;
         }
-        /* Lehman-Yao: keys only ever move right, so following the link after letting go is safe */
         if ((rc = rp_mtr_get(&m, right, RP_LATCH_S, &leaf)) != 0)
             break;
         if (rp_page_type(leaf) != KV_PAGE_LEAF) {
@@ -620,37 +620,43 @@ int kv_db_scan(kv_db_t *db, uint64_t cursor, size_t count, kv_scan_fn fn, void *
     return rc;
 }
 
+struct scan_state {
+    kv_scan_fn fn;
+    void *arg;
+    size_t count, emitted;
+};
+
+static void scan_cell(const kv_cell_t *cell, void *arg)
+{
+    struct scan_state *st = arg;
+    st->fn((const char *)cell->key, cell->klen, st->arg);
+    st->emitted++;
+}
+
+static bool scan_enough(void *arg)
+{
+    struct scan_state *st = arg;
+    return st->emitted >= st->count;
+}
+
+int kv_db_scan(kv_db_t *db, uint64_t cursor, size_t count, kv_scan_fn fn, void *arg, uint64_t *next_cursor,
+               uint64_t *gate)
+{
+    struct scan_state st = {fn, arg, count, 0};
+    return walk_leaves(db, cursor, scan_cell, scan_enough, &st, next_cursor, gate);
+}
+
+static void count_cell(const kv_cell_t *cell, void *arg)
+{
+    (void)cell;
+    (*(uint64_t *)arg)++;
+}
+
 int kv_db_count(kv_db_t *db, uint64_t *count, uint64_t *gate)
 {
-    rp_mtr_t m;
-    rp_mtr_begin_read(&m, db->inst);
-    unsigned char *leaf;
-    rp_page_id_t lid;
-    int rc = first_leaf(db, &m, 0, &leaf, &lid);
-    int64_t now = (int64_t)rp_wall_ms();
+    uint64_t next;
     *count = 0;
-    while (rc == 0) {
-        uint16_t n = kv_node_nslots(leaf);
-        for (uint16_t i = 0; i < n && rc == 0; i++) {
-            kv_cell_t cell;
-            if ((rc = decode_at(db, lid, leaf, i, &cell)) == 0 && !is_expired(&cell, now))
-                (*count)++;
-        }
-        rp_page_id_t right = kv_node_right(leaf);
-        rp_mtr_release(&m, leaf);
-        if (rc || right == RP_PAGE_INVALID)
-            break;
-        if ((rc = rp_mtr_get(&m, right, RP_LATCH_S, &leaf)) != 0)
-            break;
-        if (rp_page_type(leaf) != KV_PAGE_LEAF) {
-            rc = kv_tree_bad_page(db, right, leaf, "leaf");
-            break;
-        }
-        lid = right;
-    }
-    *gate = rp_mtr_gate(&m);
-    rp_mtr_abort(&m);
-    return rc;
+    return walk_leaves(db, 0, count_cell, NULL, count, &next, gate);
 }
 
 /* ---- expiry sweep ----------------------------------------------------------------------------------- */
