@@ -282,6 +282,20 @@ static int choose_split(const unsigned char *page, uint32_t ps, const void *key,
     return 0;
 }
 
+/* Splits a full node that the mtr holds in X into itself and a new right sibling, leaving room for a
+ * cell of `need` bytes for key on the side it belongs to. Nothing is changed when it fails. */
+static int split_node(kv_db_t *db, rp_mtr_t *m, unsigned char *page, const void *key, size_t klen, uint32_t need,
+                      rp_page_id_t *right_id, unsigned char **right)
+{
+    uint16_t from;
+    int rc;
+    if ((rc = choose_split(page, db->ps, key, klen, need, &from)) != 0 || (rc = rp_space_alloc(m, right_id)) != 0 ||
+        (rc = rp_mtr_get_new(m, *right_id, right)) != 0)
+        return rc;
+    kv_node_split(page, *right, *right_id, db->ps, from);
+    return 0;
+}
+
 int kv_tree_make_room(kv_db_t *db, const void *key, size_t klen, uint32_t need)
 {
     for (int attempt = 0;; attempt++) {
@@ -307,15 +321,12 @@ int kv_tree_make_room(kv_db_t *db, const void *key, size_t klen, uint32_t need)
                 return rc;
             continue;
         }
-        uint16_t from;
         rp_page_id_t rid;
         unsigned char *right;
-        if ((rc = choose_split(leaf, db->ps, key, klen, need, &from)) != 0 ||
-            (rc = rp_space_alloc(&m, &rid)) != 0 || (rc = rp_mtr_get_new(&m, rid, &right)) != 0) {
+        if ((rc = split_node(db, &m, leaf, key, klen, need, &rid, &right)) != 0) {
             rp_mtr_abort(&m);
             return rc;
         }
-        kv_node_split(leaf, right, rid, db->ps, from);
         rp_mtr_log_image(&m, leaf);
         rp_mtr_set_record(&m, KV_RMGR, KV_WAL_SPLIT, NULL, 0);
         rp_mtr_commit(&m);
@@ -466,13 +477,10 @@ int kv_tree_finish_split(kv_db_t *db, rp_page_id_t left_id)
                     return rc;
                 continue;
             }
-            uint16_t from;
             rp_page_id_t p2id;
             unsigned char *p2;
-            if ((rc = choose_split(parent, db->ps, sep, seplen, sz, &from)) != 0 ||
-                (rc = rp_space_alloc(&m, &p2id)) != 0 || (rc = rp_mtr_get_new(&m, p2id, &p2)) != 0)
+            if ((rc = split_node(db, &m, parent, sep, seplen, sz, &p2id, &p2)) != 0)
                 goto fail;
-            kv_node_split(parent, p2, p2id, db->ps, from);
             unsigned char *target = kv_node_beyond(parent, sep, seplen) ? p2 : parent;
             if (!kv_node_put(target, db->ps, cell, (uint16_t)sz)) {
                 rc = rp_error(RP_ECORRUPT, "downlink does not fit either half of split node %" PRIu64, pid);
