@@ -27,6 +27,9 @@ run:
 
 test:
 	@scripts/deps.sh test
+	@# the release tree too: -O2 enables warnings (-Werror) that a Debug build never sees
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRP_SANITIZE=OFF >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRP_SANITIZE=ON >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	@scripts/test.sh $(TEST_BUILD)

@@ -287,7 +287,7 @@ static int choose_split(const unsigned char *page, uint32_t ps, const void *key,
 static int split_node(kv_db_t *db, rp_mtr_t *m, unsigned char *page, const void *key, size_t klen, uint32_t need,
                       rp_page_id_t *right_id, unsigned char **right)
 {
-    uint16_t from;
+    uint16_t from = 0;
     int rc;
     if ((rc = choose_split(page, db->ps, key, klen, need, &from)) != 0 || (rc = rp_space_alloc(m, right_id)) != 0 ||
         (rc = rp_mtr_get_new(m, *right_id, right)) != 0)
