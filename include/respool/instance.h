@@ -37,6 +37,7 @@ typedef struct rp_instance rp_instance_t;
 typedef struct rp_volume rp_volume_t;
 typedef struct rp_bufpool rp_bufpool_t;
 typedef struct rp_wal rp_wal_t;
+typedef struct rp_cluster_config rp_cluster_config_t; /* respool/cluster.h */
 
 enum rp_huge_pages { RP_HUGE_PAGES_TRY = 0, RP_HUGE_PAGES_ON = 1, RP_HUGE_PAGES_OFF = 2 };
 enum rp_direct_io { RP_DIRECT_IO_AUTO = 0, RP_DIRECT_IO_ON = 1, RP_DIRECT_IO_OFF = 2 };
@@ -56,6 +57,11 @@ typedef struct rp_instance_config {
     uint64_t checkpoint_timeout;    /* checkpoint-timeout (ms) */
     int64_t checkpoint_wal_percent; /* checkpoint-wal-percent: start a checkpoint at this ring fill */
     uint64_t bgwriter_delay;        /* bgwriter-delay (ms) */
+    /* The cluster this instance is a member of (instance = its id), or NULL for a single instance, which
+     * is today's behaviour. Not a key of the table: the program loads the cluster file
+     * (rp_cluster_config_load) and points here; the caller owns it and keeps it valid until
+     * rp_instance_close(). */
+    const rp_cluster_config_t *cluster;
 } rp_instance_config_t;
 
 extern const rp_conf_def_t rp_instance_conf_defs[];

@@ -2,9 +2,15 @@
  * main.c - respoold, the reference database: a Redis-protocol key-value server on a respool instance
  *
  *   respoold -D DATADIR --volume PATH [--port 6380] [--instance N] [-c respool.conf] [--key value ...]
+ *   respoold --cluster-config FILE --instance N [--key value ...]      (a member of a cluster)
  *
  * Every key of the library's table (rp_instance_conf_defs) and of the server's (kv_server_conf_defs)
  * can be set in the INI file and overridden on the command line; --help lists them all.
+ *
+ * With cluster-config, the member's section of the cluster file (docs/cluster.md) supplies port, bind
+ * (its host), data-dir and volume; they rank between the defaults and what -c and the command line
+ * say, so an explicit setting still wins (load_cluster()). The loaded configuration reaches the
+ * instance as rp_instance_config_t.cluster.
  *
  * Start: configuration -> log -> signals blocked in every thread (they are taken from a signalfd by
  * the main thread) -> the store's WAL resource manager -> rp_instance_open (data directory lock, volume
@@ -22,6 +28,7 @@
 #include "kv/commands.h"
 #include "kv/db.h"
 #include "kv/server.h"
+#include "respool/cluster.h"
 #include "respool/config.h"
 #include "respool/error.h"
 #include "respool/instance.h"
@@ -60,7 +67,8 @@ static int on_option(const char *name, const char *value, void *arg)
 static void usage(const rp_conf_table_t *tables, int n)
 {
     printf("respoold - the respool reference database (a Redis-protocol key-value store)\n\n"
-           "Usage: respoold -D DATADIR --volume PATH [--port 6380] [--instance N] [-c FILE] [--key value ...]\n\n"
+           "Usage: respoold -D DATADIR --volume PATH [--port 6380] [--instance N] [-c FILE] [--key value ...]\n"
+           "       respoold --cluster-config FILE --instance N [-c FILE] [--key value ...]\n\n"
            "  -c, --config FILE              INI file with any of the keys below; the command line wins\n"
            "  -h, --help                     this text\n"
            "      --version                  print the version\n\n"
@@ -77,6 +85,67 @@ static void report_failure(bool log_to_file)
         rp_log_close();
         rp_log_report(RP_LOG_FATAL, SUB);
     }
+}
+
+/* The instance id given explicitly (file or command line), found by reading them over a sentinel. */
+#define INSTANCE_UNSET (-1)
+
+/*
+ * --cluster-config: loads the cluster file and ranks the member's settings between the defaults and
+ * the explicit ones: defaults, then the member's port, bind, data-dir and volume, then the -c file and
+ * the command line again. --instance must be explicit: guessing member 0 would start the wrong member.
+ */
+static int load_cluster(const rp_conf_table_t *tables, int argc, char **argv, const char *const *flags,
+                        const char *const *with_value, struct cli *cli, rp_cluster_config_t **out)
+{
+    rp_instance_config_t *icfg = tables[0].base;
+    kv_server_config_t *scfg = tables[1].base;
+    rp_cluster_config_t *cl = rp_xmalloc(sizeof(*cl));
+    char *path = rp_xstrdup(scfg->cluster_config), bind[1024], origin[PATH_MAX + 64];
+    const rp_cluster_member_t *m = NULL;
+    int rc = rp_cluster_config_load(path, cl);
+    for (int pass = 0; rc == 0 && pass < 2; pass++) {
+        /* pass 0 finds the member, pass 1 puts its settings under the explicit ones */
+        rc = rp_conf_defaults(tables, 2);
+        icfg->instance = INSTANCE_UNSET;
+        for (int k = 0; pass == 1 && rc == 0 && k < 4; k++) {
+            static const char *const keys[] = {"port", "bind", "data-dir", "volume"};
+            char port[16];
+            snprintf(port, sizeof(port), "%d", m->port);
+            const char *values[] = {port, bind, m->data_dir, cl->volume};
+            rc = rp_conf_set(tables, 2, keys[k], values[k], origin);
+        }
+        if (rc == 0 && cli->config_file)
+            rc = rp_conf_load_file(tables, 2, cli->config_file);
+        if (rc == 0)
+            rc = rp_conf_parse_args(tables, 2, argc, argv, flags, with_value, on_option, cli);
+        if (rc || pass == 1)
+            break;
+        char ids[256] = "";
+        for (int i = 0; i < cl->nmembers; i++)
+            snprintf(ids + strlen(ids), sizeof(ids) - strlen(ids), "%s%d", i ? ", " : "", cl->members[i].id);
+        if (icfg->instance == INSTANCE_UNSET) {
+            rc = rp_error(RP_ECONFIG, "no instance id given with cluster-config \"%s\"", path);
+            rp_error_hint("Say which member this is with --instance N (the members of that file are %s).", ids);
+        } else if (!(m = rp_cluster_member(cl, (int)icfg->instance))) {
+            rc = rp_error(RP_ECONFIG, "instance %d is not a member of cluster \"%s\"", (int)icfg->instance, path);
+            rp_error_detail("Its members are %s.", ids);
+            rp_error_hint("Start a member of the file, or add a section [instance.%d] to it.", (int)icfg->instance);
+        } else {
+            rc = rp_cluster_member_bind(m, bind, sizeof(bind));
+            snprintf(origin, sizeof(origin), "the cluster configuration \"%s\" [instance.%d]", cl->path, m->id);
+        }
+    }
+    if (rc == 0 && strcmp(icfg->volume, cl->volume) != 0)
+        rp_warn(SUB, "volume \"%s\" was given explicitly, but cluster \"%s\" uses \"%s\": a member on another "
+                "volume cannot join it", icfg->volume, cl->name, cl->volume);
+    free(path);
+    if (rc) {
+        free(cl);
+        return rc;
+    }
+    *out = cl;
+    return 0;
 }
 
 static void on_durable(void *arg, uint64_t pos)
@@ -113,6 +182,7 @@ int main(int argc, char **argv)
     static const char *const flags[] = {"h", "help", "version", NULL};
     static const char *const with_value[] = {"c", "config", NULL};
     struct cli cli = {0};
+    rp_cluster_config_t *cluster = NULL; /* --cluster-config; the instance points at it until it closes */
     int status = 1;
 
     /* Defaults, then the file, then the command line. The command line is read twice: first to find
@@ -137,6 +207,13 @@ int main(int argc, char **argv)
         report_failure(false);
         goto out_conf;
     }
+
+    if (scfg.cluster_config[0] &&
+        load_cluster(tables, argc, argv, flags, with_value, &cli, &cluster) != 0) {
+        report_failure(false);
+        goto out_conf;
+    }
+    icfg.cluster = cluster;
 
     rp_log_set_level((rp_log_level_t)scfg.log_level);
     bool log_to_file = scfg.log_file[0] != '\0';
@@ -214,6 +291,10 @@ int main(int argc, char **argv)
             "\"%s\"; %d I/O threads; %s commit",
             RP_VERSION, scfg.bind, kv_server_port(srv), (int)icfg.instance, rp_instance_slot(inst), icfg.volume,
             icfg.data_dir, kv_server_threads(srv), sync ? "sync" : "async");
+    if (cluster)
+        rp_warn(SUB, "member %d of cluster \"%s\" (%s, %d members): cache fusion is not enabled in this build, so "
+                "this instance does not coordinate with the other members; write through one member only",
+                (int)icfg.instance, cluster->name, cluster->path, cluster->nmembers);
 
     int sig = wait_for_stop(sfd);
     rp_info(SUB, "received %s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -239,6 +320,9 @@ out_instance:
 out_signals:
     close(sfd);
 out_conf:
+    if (cluster)
+        explicit_bzero(cluster->secret, sizeof(cluster->secret));
+    free(cluster);
     free(cli.config_file);
     rp_conf_free(tables, 2);
     return status;

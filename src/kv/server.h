@@ -57,6 +57,7 @@ typedef struct kv_server_config {
     uint64_t shutdown_timeout;          /* shutdown-timeout (ms): how long a stop waits for replies */
     int log_level;                      /* log-level: index into debug|info|warning|error */
     char *log_file;                     /* log-file: empty = stderr */
+    char *cluster_config;               /* cluster-config: empty = a single instance (main.c reads it) */
 } kv_server_config_t;
 
 extern const rp_conf_def_t kv_server_conf_defs[];

@@ -52,5 +52,7 @@ const rp_conf_def_t kv_server_conf_defs[] = {
      "Least important log messages written: debug, info, warning or error."},
     {"log-file", 0, RP_CONF_STRING, "", 0, 0, NULL, OFF(log_file),
      "File the log is appended to; empty means standard error."},
+    {"cluster-config", 0, RP_CONF_STRING, "", 0, 0, NULL, OFF(cluster_config),
+     "Cluster configuration file: run as member --instance of that cluster; empty means a single instance."},
     {0},
 };
