@@ -36,5 +36,9 @@ int ctl_volume_init(int argc, char **argv);
 int ctl_volume_check(int argc, char **argv);
 int ctl_check(int argc, char **argv);
 int ctl_ipc(int argc, char **argv);
+int ctl_cluster_init(int argc, char **argv);
+int ctl_cluster_start(int argc, char **argv);
+int ctl_cluster_stop(int argc, char **argv);
+int ctl_cluster_status(int argc, char **argv);
 
 #endif

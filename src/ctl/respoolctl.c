@@ -2,6 +2,7 @@
  * respoolctl.c - the operator CLI: command dispatch and shared output helpers
  *
  *   respoolctl volume init|check ...   create or verify a shared volume (volume.c)
+ *   respoolctl cluster init|start|stop|status ...   create a cluster, run its local members (cluster.c)
  *   respoolctl check ...               host preflight (check.c)
  *   respoolctl ipc ...                 the IPC doctor for PostgreSQL/openGauss hosts (ipc*.c)
  *
@@ -26,6 +27,10 @@ typedef struct ctl_command {
 static const ctl_command_t commands[] = {
     {"volume", "init", ctl_volume_init, "create the layout of a shared volume on a file or block device"},
     {"volume", "check", ctl_volume_check, "verify superblocks, WAL region headers and every page checksum"},
+    {"cluster", "init", ctl_cluster_init, "create a cluster: configuration, secret, volume, data directories"},
+    {"cluster", "start", ctl_cluster_start, "start the members on this host (--foreground: attached, Ctrl-C stops)"},
+    {"cluster", "stop", ctl_cluster_stop, "stop the members on this host cleanly"},
+    {"cluster", "status", ctl_cluster_status, "per member: process, PING, INFO cluster (--json)"},
     {NULL, "check", ctl_check, "host preflight: RemoveIPC, overcommit, huge pages, SysV limits, containers"},
     {NULL, "ipc", ctl_ipc, "IPC doctor: list, attribute, explain and safely repair SysV/POSIX shared memory"},
 };
