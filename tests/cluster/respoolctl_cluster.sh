@@ -225,19 +225,21 @@ has err "Run: chmod 600 $dir/c/cluster.key"
 run 3 "$RESPOOLCTL" cluster status --config "$conf"
 has err "is accessible by group or others"
 chmod 600 "$dir/c/cluster.key"
-# an explicit setting wins over the member's section
+# An explicit setting wins over the member's section. Members 1 and 2 run meanwhile: a member that
+# joins a cluster may wait for the others before it serves.
+run 0 "${start[@]}"
+run 0 "$RESPOOLCTL" cluster stop --config "$conf" --instance 0
 oport=$(free_run)
 "$RESPOOLD" --cluster-config "$conf" --instance 0 --port "$oport" --buffer-pool-size 32M --io-threads 2 \
     >"$dir/explicit.log" 2>&1 &
 extra_pids+=($!)
-for _ in $(seq 1 300); do grep -q "ready" "$dir/explicit.log" && break; sleep 0.1; done
+for _ in $(seq 1 900); do grep -q "ready" "$dir/explicit.log" && break; sleep 0.1; done
 grep -q "listening on 127.0.0.1 port $oport; instance 0 .*data directory \"$dir/c/data0\"" "$dir/explicit.log" ||
     fail "--port did not win over the member's port: $(cat "$dir/explicit.log")"
 kill -TERM "${extra_pids[-1]}"
 wait "${extra_pids[-1]}" || fail "respoold with an explicit port did not stop cleanly"
 
-# ---- init --force: refused while a member runs, then replaces ------------------------------------
-run 0 "$RESPOOLCTL" cluster start --config "$conf" --respoold "$RESPOOLD" --instance 0
+# ---- init --force: refused while members run, then replaces --------------------------------------
 run 3 "${init[@]}" --force
 has err "is in use"
 [[ $(cat "$dir/c/cluster.key") == "$key_before" ]] || fail "init --force on a running cluster changed the secret"
