@@ -45,7 +45,7 @@ extern "C" {
 #define RP_SB_COPY1_OFFSET (64 * 1024)
 #define RP_VOLUME_HEADER_SIZE (1024 * 1024)
 #define RP_VOLUME_MAX_INSTANCES 64
-#define RP_VOLUME_FORMAT_VERSION 1
+#define RP_VOLUME_FORMAT_VERSION 2 /* 2: free-space pages carry an extent owner table */
 #define RP_WAL_SIZE_MIN (8ULL * 1024 * 1024)
 #define RP_WAL_SIZE_DEFAULT (256ULL * 1024 * 1024)
 #define RP_VOLUME_LABEL_MAX 64

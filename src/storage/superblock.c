@@ -15,6 +15,7 @@
 #include "respool/volume.h"
 
 #include "common/crc32c.h"
+#include "storage/space_int.h"
 #include "common/util.h"
 #include "respool/error.h"
 
@@ -93,7 +94,7 @@ static bool page_size_ok(uint32_t ps)
 /* The number of free-space bitmap pages needed to cover `pages` pages of `page_size`. */
 static uint64_t space_pages_for(uint64_t pages, uint32_t page_size)
 {
-    uint64_t bits = (uint64_t)(page_size - RP_PAGE_HEADER_SIZE) * 8;
+    uint64_t bits = rp_space_bits_per_page(page_size);
     return (pages + bits - 1) / bits;
 }
 

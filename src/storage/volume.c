@@ -229,8 +229,10 @@ int rp_storage_write_sb(rp_volume_t *v, const rp_superblock_t *sb, int which)
     return 0;
 }
 
-/* Reads both copies; picks the valid one with the higher generation; reports (and repairs) the other. */
-static int load_superblock(rp_volume_t *v, unsigned flags)
+/* Reads both copies; picks the valid one with the higher generation; reports (and repairs) the other.
+ * The caller holds the superblock lock: without it, an instance starting next to another one that is
+ * between its two copy writes would see "copy 1 is older" and rewrite it under the writer's feet. */
+static int load_superblock_locked(rp_volume_t *v, unsigned flags)
 {
     rp_superblock_t sbs[2];
     int rcs[2];
@@ -270,18 +272,27 @@ static int load_superblock(rp_volume_t *v, unsigned flags)
                     other, v->path, sbs[other].generation, sbs[good].generation, good);
         v->sb_repaired_copy = other;
         if (!(flags & (RP_VOLUME_RDONLY | RP_VOLUME_NO_REPAIR))) {
-            if (rp_storage_lock_byte(v->data_fd, RP_LOCK_BYTE_SB, true, true) == 0) {
-                int rc = rp_storage_write_sb(v, &v->sb, other);
-                rp_storage_unlock_byte(v->data_fd, RP_LOCK_BYTE_SB);
-                if (rc == 0)
-                    rp_info("storage", "superblock copy %d of volume \"%s\" rewritten from copy %d", other,
-                            v->path, good);
-                else
-                    rp_log_report(RP_LOG_WARNING, "storage");
-            }
+            if (rp_storage_write_sb(v, &v->sb, other) == 0)
+                rp_info("storage", "superblock copy %d of volume \"%s\" rewritten from copy %d", other, v->path,
+                        good);
+            else
+                rp_log_report(RP_LOG_WARNING, "storage");
         }
     }
     return 0;
+}
+
+static int load_superblock(rp_volume_t *v, unsigned flags)
+{
+    bool write = !(flags & RP_VOLUME_RDONLY);
+    if (rp_storage_lock_byte(v->data_fd, RP_LOCK_BYTE_SB, write, true) != 0) {
+        /* a file system without record locks: read as best we can, and repair nothing */
+        rp_log_report(RP_LOG_WARNING, "storage");
+        return load_superblock_locked(v, flags | RP_VOLUME_NO_REPAIR);
+    }
+    int rc = load_superblock_locked(v, flags);
+    rp_storage_unlock_byte(v->data_fd, RP_LOCK_BYTE_SB);
+    return rc;
 }
 
 int rp_volume_open(const char *path, unsigned flags, rp_volume_t **out)
