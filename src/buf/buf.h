@@ -55,6 +55,11 @@ typedef struct rp_frame {
                                          header lock, read without it: every page access reads it) */
     bool needs_image;                 /* next logged change must carry a full image (page came from
                                          elsewhere; see mtr.c). Changed under the X latch. */
+    _Atomic uint8_t gmode;            /* cluster: the global mode this instance holds (DRC_N/S/X), its
+                                         shadow information with DIRTY and the page LSN. Raised by an
+                                         acquisition, lowered by a forward or invalidation under the X
+                                         latch (or while loading). Unused (0) with a single instance. */
+    bool dcs_busy;                    /* an acquisition of this page is under way (header lock) */
     pthread_rwlock_t latch;
 } rp_frame_t;
 
@@ -71,6 +76,19 @@ typedef struct rp_bufpool_stats {
 /* Private memory a pool of `size` bytes of pages takes in all: pages, frame table, page table. */
 uint64_t rp_bufpool_memory(uint64_t size, uint32_t page_size);
 int rp_bufpool_create(rp_volume_t *v, const rp_bufpool_opts_t *opts, rp_bufpool_t **out);
+
+/*
+ * Cluster hooks (src/dcs). load: fills a page being read in (a miss) and sets the frame's global mode:
+ * the volume is only current for a page nobody holds in X, so a member asks the directory before it reads.
+ * want_x: take X at once (the caller will change it); fresh: the page is new, its content is not needed.
+ * evicted: a frame that held a page globally was evicted (written first if dirty): tell the master.
+ */
+typedef struct rp_buf_hooks {
+    int (*load)(void *arg, rp_frame_t *f, rp_page_id_t id, unsigned char *page, bool want_x, bool fresh);
+    void (*evicted)(void *arg, rp_page_id_t id, uint8_t gmode);
+    void *arg;
+} rp_buf_hooks_t;
+void rp_bufpool_set_hooks(rp_bufpool_t *pool, const rp_buf_hooks_t *hooks);
 /* Frees the pool. Dirty frames are NOT written: call rp_buf_write_dirty_before(UINT64_MAX) first. */
 void rp_bufpool_destroy(rp_bufpool_t *pool);
 void rp_bufpool_set_wal_flush(rp_bufpool_t *pool, void (*flush)(void *arg, uint64_t pos), void *arg);
@@ -82,7 +100,21 @@ rp_volume_t *rp_bufpool_volume(rp_bufpool_t *pool);
 enum rp_buf_pin_flags {
     RP_BUF_NEW = 1 << 0,        /* do not read: the caller initializes the page (it is zeroed) */
     RP_BUF_NO_VERIFY = 1 << 1,  /* read without verifying (redo that restores a full image) */
+    RP_BUF_WANT_X = 1 << 2,     /* cluster: a miss acquires X at once */
+    RP_BUF_LOCAL = 1 << 3,      /* read the volume directly even in a cluster (recovery, before joining) */
 };
+
+/* The frame holding page id, pinned, if it is in the pool with valid content (waits for a read in
+ * progress); RP_ENOENT otherwise. Never loads anything (forward and invalidation handlers). */
+int rp_buf_lookup(rp_bufpool_t *pool, rp_page_id_t id, rp_frame_t **out);
+/* One acquisition per page at a time: true if the caller may acquire now (it must call
+ * rp_buf_dcs_end), false after waiting for another thread's acquisition to end (check again). */
+bool rp_buf_dcs_begin(rp_bufpool_t *pool, rp_frame_t *f);
+void rp_buf_dcs_end(rp_bufpool_t *pool, rp_frame_t *f);
+/* Writes a dirty frame whose X latch the caller holds (a dirty page moving to another member) and
+ * marks it clean. If another writer has the frame, the latch is released while its write lands and
+ * taken again: the page may have changed meanwhile (it is written as it is then). */
+int rp_buf_write_latched(rp_bufpool_t *pool, rp_frame_t *f);
 
 /* Returns the frame of page `id`, pinned, with valid content. RP_ECORRUPT/RP_EIO (reported) if the page
  * cannot be read; RP_EBUSY if every frame is pinned (the pool is too small for the concurrency). */

@@ -53,6 +53,7 @@ struct rp_bufpool {
     _Atomic uint64_t bgwriter_hand;
     void (*wal_flush)(void *arg, uint64_t pos);
     void *wal_flush_arg;
+    rp_buf_hooks_t hooks;
     _Atomic uint64_t *lamport;
     _Atomic uint64_t hits, misses, evictions, reads, writes;
 };
@@ -365,6 +366,11 @@ void rp_bufpool_set_wal_flush(rp_bufpool_t *pool, void (*flush)(void *arg, uint6
     pool->wal_flush_arg = arg;
 }
 
+void rp_bufpool_set_hooks(rp_bufpool_t *pool, const rp_buf_hooks_t *hooks)
+{
+    pool->hooks = *hooks;
+}
+
 void rp_bufpool_set_clock(rp_bufpool_t *pool, _Atomic uint64_t *clock)
 {
     pool->lamport = clock;
@@ -462,11 +468,16 @@ static int get_victim(rp_bufpool_t *pool, rp_frame_t **out)
                     unpin_frame(f);
                     continue;
                 }
+                rp_page_id_t old = f->page_id;
+                uint8_t gmode = atomic_exchange(&f->gmode, 0);
                 table_remove(pool, bucket, f);
                 f->page_id = RP_PAGE_INVALID;
                 unlock_header(f, s & ~(RP_FRAME_TAG_VALID | RP_FRAME_VALID | RP_FRAME_USAGE_MASK));
                 pthread_mutex_unlock(&part->lock);
                 atomic_fetch_add_explicit(&pool->evictions, 1, memory_order_relaxed);
+                /* written already if it was dirty: the volume is current, the master may forget us */
+                if (gmode && pool->hooks.evicted)
+                    pool->hooks.evicted(pool->hooks.arg, old, gmode);
             }
             *out = f;
             return 0;
@@ -532,7 +543,17 @@ int rp_buf_pin(rp_bufpool_t *pool, rp_page_id_t id, unsigned flags, rp_frame_t *
 
         unsigned char *page = rp_buf_page(pool, victim);
         atomic_fetch_add_explicit(&pool->misses, 1, memory_order_relaxed);
-        if (flags & RP_BUF_NEW) {
+        atomic_store(&victim->gmode, 0);
+        victim->dcs_busy = false;
+        if (pool->hooks.load && !(flags & RP_BUF_LOCAL)) {
+            /* a cluster member asks the directory first: the page may be newer elsewhere */
+            if (flags & RP_BUF_NEW)
+                memset(page, 0, pool->page_size);
+            rc = pool->hooks.load(pool->hooks.arg, victim, id, page, (flags & RP_BUF_WANT_X) != 0,
+                                  (flags & RP_BUF_NEW) != 0);
+            if (rc == 0 && !(flags & RP_BUF_NEW))
+                advance_clock(pool, rp_page_lsn(page));
+        } else if (flags & RP_BUF_NEW) {
             memset(page, 0, pool->page_size);
             rc = 0;
         } else {
@@ -825,6 +846,105 @@ uint64_t rp_buf_bgwriter_round(rp_bufpool_t *pool, uint64_t max)
     }
     atomic_store_explicit(&pool->bgwriter_hand, bg, memory_order_relaxed);
     return written;
+}
+
+int rp_buf_lookup(rp_bufpool_t *pool, rp_page_id_t id, rp_frame_t **out)
+{
+    uint64_t bucket = hash_page(id) & pool->bucket_mask;
+    partition_t *part = partition_of(pool, bucket);
+    uint32_t s;
+    rp_frame_t *f = table_find_pinned(pool, bucket, id, &s);
+    if (!f) {
+        pthread_mutex_lock(&part->lock);
+        f = table_find(pool, bucket, id);
+        if (f)
+            s = pin_frame(f);
+        pthread_mutex_unlock(&part->lock);
+    }
+    if (!f)
+        return RP_ENOENT;
+    if (!(s & RP_FRAME_VALID))
+        s = wait_io(pool, f);
+    if (!(s & RP_FRAME_VALID) || f->page_id != id) {
+        unpin_frame(f);
+        return RP_ENOENT;
+    }
+    *out = f;
+    return 0;
+}
+
+bool rp_buf_dcs_begin(rp_bufpool_t *pool, rp_frame_t *f)
+{
+    uint32_t s = lock_header(f);
+    if (!f->dcs_busy) {
+        f->dcs_busy = true;
+        unlock_header(f, s);
+        return true;
+    }
+    unlock_header(f, s);
+    iowait_t *w = iowait_of(pool, f);
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        s = lock_header(f);
+        bool busy = f->dcs_busy;
+        unlock_header(f, s);
+        if (!busy)
+            break;
+        pthread_cond_wait(&w->cond, &w->lock);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return false;
+}
+
+void rp_buf_dcs_end(rp_bufpool_t *pool, rp_frame_t *f)
+{
+    uint32_t s = lock_header(f);
+    f->dcs_busy = false;
+    unlock_header(f, s);
+    wake_io(pool, f);
+}
+
+int rp_buf_write_latched(rp_bufpool_t *pool, rp_frame_t *f)
+{
+    uint32_t s;
+    for (;;) {
+        s = lock_header(f);
+        if (!(s & RP_FRAME_DIRTY)) {
+            unlock_header(f, s);
+            return 0;
+        }
+        if (!(s & RP_FRAME_IO))
+            break;
+        unlock_header(f, s);
+        /* Another writer (checkpoint, background writer) has the frame. It may not have taken its copy
+         * yet, and it takes it under the S latch: waiting with our X latch held would wait for
+         * ourselves. Let go, let its write land, take the latch again and look again. */
+        rp_buf_unlatch(f);
+        wait_io(pool, f);
+        rp_buf_latch(f, true);
+    }
+    unlock_header(f, (s | RP_FRAME_IO) & ~RP_FRAME_JUST_DIRTIED);
+    uint64_t need_wal = atomic_load(&f->last_mod_pos);
+    if (pool->wal_flush && need_wal)
+        pool->wal_flush(pool->wal_flush_arg, need_wal);
+    unsigned char *copy = NULL;
+    int rc = posix_memalign((void **)&copy, RP_IO_ALIGN, pool->page_size) ? RP_ENOMEM : 0;
+    if (rc == 0) {
+        memcpy(copy, rp_buf_page(pool, f), pool->page_size);
+        rc = rp_volume_write_page(pool->volume, f->page_id, copy);
+        free(copy);
+    } else {
+        rp_error(RP_ENOMEM, "out of memory writing page %" PRIu64, f->page_id);
+    }
+    s = lock_header(f);
+    if (rc == 0) {
+        atomic_fetch_add_explicit(&pool->writes, 1, memory_order_relaxed);
+        s &= ~RP_FRAME_DIRTY;
+        f->first_dirty_pos = 0;
+    }
+    unlock_header(f, s & ~RP_FRAME_IO);
+    wake_io(pool, f);
+    return rc;
 }
 
 void rp_buf_forget(rp_bufpool_t *pool, rp_page_id_t id)
