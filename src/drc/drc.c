@@ -399,13 +399,21 @@ static void serve_queue(drc_t *d, entry_t *e, drc_actions_t *out)
     }
 }
 
-void drc_request(drc_t *d, drc_res_t res, int requester, uint8_t mode, uint64_t req_id, drc_actions_t *out)
+void drc_request(drc_t *d, drc_res_t res, int requester, uint8_t mode, uint64_t req_id, bool has_copy,
+                 drc_actions_t *out)
 {
     out->n = 0;
     partition_t *pt = part_of(d, res);
     pthread_mutex_lock(&pt->lock);
     atomic_fetch_add_explicit(&d->st_requests, 1, memory_order_relaxed);
     entry_t *e = find_or_add(d, pt, res);
+    if (!has_copy && e->state == ST_IDLE && !e->queue) {
+        e->copies &= ~bit(requester);
+        if (e->owner == requester)
+            e->owner = DRC_NONE;
+        if (!e->copies && e->owner == DRC_NONE)
+            e->mode = DRC_N;
+    }
     if (e->state != ST_IDLE || e->queue) {
         /* strictly in arrival order: nobody overtakes a queued request */
         waiter_t *w = rp_xmalloc(sizeof(*w));

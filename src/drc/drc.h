@@ -103,8 +103,13 @@ typedef struct drc drc_t;
 int drc_create(int self, uint32_t partitions, drc_t **out);
 void drc_destroy(drc_t *d);
 
-/* A member asks for res in mode. Serve now (actions filled) or queue behind the entry's current work. */
-void drc_request(drc_t *d, drc_res_t res, int requester, uint8_t mode, uint64_t req_id, drc_actions_t *out);
+/* A member asks for res in mode. Serve now (actions filled) or queue behind the entry's current work.
+ * has_copy: whether the requester still holds a current copy. The directory's view can be behind (a grant
+ * that arrived after its requester gave up is dropped there): a member that says it has nothing is
+ * taken out of the copies, and if it was the owner without ever installing the page, the volume is
+ * current (the page was written before it moved), so the entry forgets that owner. */
+void drc_request(drc_t *d, drc_res_t res, int requester, uint8_t mode, uint64_t req_id, bool has_copy,
+                 drc_actions_t *out);
 /* The requester has installed a page forwarded to it (seq of the grant). */
 void drc_done(drc_t *d, drc_res_t res, int requester, uint64_t seq, drc_actions_t *out);
 /* A holder dropped its copy as asked (seq of the invalidation). */

@@ -111,26 +111,26 @@ static void test_entry_transitions(void **state)
     drc_res_t P = drc_res_page(100);
 
     /* S, nobody holds it: granted from the volume at once */
-    drc_request(d, P, 1, DRC_S, 11, &a);
+    drc_request(d, P, 1, DRC_S, 11, true, &a);
     assert_int_equal(a.n, 1);
     assert_int_equal(a.a[0].kind, DRC_ACT_GRANT);
     assert_int_equal(a.a[0].source, DRC_FROM_DISK);
     assert_int_equal(a.a[0].req_id, 11);
     /* a second S from another member: also from the volume (no owner has anything newer) */
-    drc_request(d, P, 2, DRC_S, 12, &a);
+    drc_request(d, P, 2, DRC_S, 12, true, &a);
     assert_int_equal(a.a[0].source, DRC_FROM_DISK);
     assert_true(drc_entry_view(d, P, &v));
     assert_int_equal(v.copies, (1 << 1) | (1 << 2));
     assert_int_equal(v.mode, DRC_S);
 
     /* X by 1 while 2 has a copy: invalidate 2 first, no grant yet */
-    drc_request(d, P, 1, DRC_X, 13, &a);
+    drc_request(d, P, 1, DRC_X, 13, true, &a);
     assert_int_equal(a.n, 1);
     assert_int_equal(a.a[0].kind, DRC_ACT_INVALIDATE);
     assert_int_equal(a.a[0].to, 2);
     assert_true(drc_entry_view(d, P, &v) && v.busy);
     /* a request arriving now waits its turn */
-    drc_request(d, P, 3, DRC_S, 14, &a);
+    drc_request(d, P, 3, DRC_S, 14, true, &a);
     assert_int_equal(a.n, 0);
     /* 2 acks: 1 gets X from its own copy, then 3's S is forwarded to the new owner 1 */
     drc_ack(d, P, 2, 0, &a);
@@ -156,7 +156,7 @@ static void test_entry_transitions(void **state)
     assert_int_equal(a.n, 0);
 
     /* X by 2 (no copy): invalidate 3, then forward from the owner 1 (which drops its copy) */
-    drc_request(d, P, 2, DRC_X, 15, &a);
+    drc_request(d, P, 2, DRC_X, 15, true, &a);
     assert_int_equal(a.n, 1);
     assert_int_equal(a.a[0].kind, DRC_ACT_INVALIDATE);
     assert_int_equal(a.a[0].to, 3);
@@ -174,12 +174,12 @@ static void test_entry_transitions(void **state)
     /* 2 evicts it (writing it first): the volume is current, the entry disappears */
     drc_release(d, P, 2, &a);
     assert_false(drc_entry_view(d, P, &v));
-    drc_request(d, P, 0, DRC_X, 16, &a);
+    drc_request(d, P, 0, DRC_X, 16, true, &a);
     assert_int_equal(a.a[0].source, DRC_FROM_DISK);
 
     /* a release crossing a forward: the owner answers the requester with "read the volume"; the
      * requester's done completes the transfer normally */
-    drc_request(d, P, 1, DRC_S, 17, &a);
+    drc_request(d, P, 1, DRC_S, 17, true, &a);
     f = find_action(&a, DRC_ACT_FORWARD, 0);
     assert_non_null(f);
     drc_release(d, P, 0, &a);
@@ -189,7 +189,7 @@ static void test_entry_transitions(void **state)
     assert_int_equal(v.copies, 1 << 1);
 
     /* a repeated request (after a timeout) by a member that has the copy is granted from that copy */
-    drc_request(d, P, 1, DRC_S, 18, &a);
+    drc_request(d, P, 1, DRC_S, 18, true, &a);
     assert_int_equal(a.a[0].source, DRC_FROM_HAVE);
     drc_stats_t st;
     drc_stats(d, &st);
@@ -206,17 +206,17 @@ static void test_fifo_is_fair(void **state)
     assert_int_equal(drc_create(0, 16, &d), 0);
     drc_actions_t a;
     drc_res_t L = drc_res_lock("space");
-    drc_request(d, L, 1, DRC_X, 1, &a);
+    drc_request(d, L, 1, DRC_X, 1, true, &a);
     assert_int_equal(a.a[0].kind, DRC_ACT_GRANT);
     /* 2 asks: the holder 1 is told to hand over; 3, 2 (again, another request) and 4 queue behind */
     int order[] = {2, 3, 2, 4};
-    drc_request(d, L, order[0], DRC_X, 100, &a);
+    drc_request(d, L, order[0], DRC_X, 100, true, &a);
     assert_int_equal(a.n, 1);
     assert_int_equal(a.a[0].kind, DRC_ACT_FORWARD);
     assert_int_equal(a.a[0].to, 1);
     drc_action_t next = a.a[0];
     for (int i = 1; i < 4; i++) {
-        drc_request(d, L, order[i], DRC_X, (uint64_t)(100 + i), &a);
+        drc_request(d, L, order[i], DRC_X, (uint64_t)(100 + i), true, &a);
         assert_int_equal(a.n, 0);
     }
     drc_entry_view_t v;
@@ -249,7 +249,7 @@ static void test_many_resources_and_memory(void **state)
     assert_int_equal(drc_create(0, 1024, &d), 0);
     drc_actions_t a;
     for (uint64_t p = 0; p < 100000; p++)
-        drc_request(d, drc_res_page(p), (int)(p % 3), DRC_S, p, &a);
+        drc_request(d, drc_res_page(p), (int)(p % 3), DRC_S, p, true, &a);
     drc_stats_t st;
     drc_stats(d, &st);
     assert_int_equal(st.entries, 100000);
