@@ -1,0 +1,64 @@
+/*
+ * dcs.h - cache fusion: how a member gets, ships and gives up pages under the directory
+ * (library-internal; see src/dcs/README.md and docs/cluster.md)
+ *
+ * Interface:
+ *   rp_dcs_create(), rp_dcs_destroy()   cache fusion of an instance in a cluster
+ *   rp_dcs_register()                   its message handlers (before the transport starts)
+ *   rp_dcs_load()                       the buffer pool's load hook: a miss asks the directory first
+ *   rp_dcs_acquire()                    raise the global mode of a page held in the pool
+ *   rp_dcs_evicted()                    the buffer pool's eviction hook
+ *   rp_dcs_get_stats()                  counters for INFO
+ */
+#ifndef RP_DCS_H
+#define RP_DCS_H
+
+#include "buf/buf.h"
+#include "drc/drc.h"
+#include "net/net.h"
+
+#include <stdint.h>
+
+typedef struct rp_wal rp_wal_t;
+typedef struct rp_dcs rp_dcs_t;
+
+typedef struct rp_dcs_config {
+    int self;
+    rp_net_t *net;
+    drc_t *drc;                 /* this member's share of the directory */
+    const drc_map_t *map;       /* who masters what */
+    rp_bufpool_t *pool;
+    rp_volume_t *volume;
+    rp_wal_t *wal;
+    _Atomic uint64_t *clock;    /* Lamport clock, advanced past every page received */
+    uint64_t timeout_ms;        /* deadline of one request */
+} rp_dcs_config_t;
+
+int rp_dcs_create(const rp_dcs_config_t *cfg, rp_dcs_t **out);
+void rp_dcs_destroy(rp_dcs_t *dcs);
+int rp_dcs_register(rp_dcs_t *dcs);
+
+/* Buffer pool hooks (rp_buf_hooks_t). */
+int rp_dcs_load(void *dcs, rp_frame_t *f, rp_page_id_t id, unsigned char *page, bool want_x, bool fresh);
+void rp_dcs_evicted(void *dcs, rp_page_id_t id, uint8_t gmode);
+
+/* Raises the global mode of page id (pinned in frame f, not latched by the caller) to mode, installing
+ * newer content if the directory says so. fresh: the caller initializes the page (content not needed).
+ * RP_ETIMEDOUT (no answer within the deadline: the client should retry), RP_ECONNREFUSED (the master
+ * or owner is unreachable), RP_ECORRUPT (a shipped page failed its checksum), with a report. */
+int rp_dcs_acquire(rp_dcs_t *dcs, rp_frame_t *f, rp_page_id_t id, uint8_t mode, bool fresh);
+
+typedef struct rp_dcs_stats {
+    uint64_t local_hits;        /* acquisitions answered without a message (the master is here) */
+    uint64_t remote_2way;       /* grants from a remote master (content from the volume or our copy) */
+    uint64_t remote_3way;       /* pages shipped by an owner on the master's word */
+    uint64_t x_transfers;       /* pages received in X from another member */
+    uint64_t dirty_writes;      /* dirty pages written to the volume before moving in X */
+    uint64_t invalidations_sent, invalidations_received, forwards_served;
+    uint64_t bytes_out, bytes_in;
+    uint64_t waits, timeouts, releases;
+    uint64_t lat_p50_us, lat_p99_us;  /* acquisitions that needed a message */
+} rp_dcs_stats_t;
+void rp_dcs_get_stats(rp_dcs_t *dcs, rp_dcs_stats_t *st);
+
+#endif
