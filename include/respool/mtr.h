@@ -101,6 +101,9 @@ typedef struct rp_mtr {
  * change could never fit, RP_ESHUTDOWN if the instance is closing. */
 int rp_mtr_begin(rp_mtr_t *m, rp_instance_t *inst, size_t wal_bytes, uint32_t max_pages);
 
+/* librespool's own: a mini-transaction of the space allocator (claims an extent; never recurses). */
+int rp_mtr_begin_space(rp_mtr_t *m, rp_instance_t *inst);
+
 /* Starts a mini-transaction that only reads: no WAL space is reserved, and changing a page panics. */
 void rp_mtr_begin_read(rp_mtr_t *m, rp_instance_t *inst);
 

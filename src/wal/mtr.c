@@ -12,6 +12,7 @@
  */
 #include "buf/buf.h"
 #include "common/util.h"
+#include "dcs/dcs.h"
 #include "instance/instance_int.h"
 #include "respool/error.h"
 #include "respool/log.h"
@@ -62,7 +63,26 @@ bool rp_mtr_holds(rp_mtr_t *m, rp_page_id_t id, rp_latch_mode_t *mode)
     return false;
 }
 
+static int begin(rp_mtr_t *m, rp_instance_t *inst, size_t wal_bytes, uint32_t max_pages);
+
 int rp_mtr_begin(rp_mtr_t *m, rp_instance_t *inst, size_t wal_bytes, uint32_t max_pages)
+{
+    /* In a cluster, pages are allocated only from extents this member owns; claiming one is a
+     * mini-transaction of its own, done here, before any latch is held. */
+    if (max_pages) {
+        int rc = rp_space_ensure(inst, max_pages);
+        if (rc)
+            return rc;
+    }
+    return begin(m, inst, wal_bytes, max_pages);
+}
+
+int rp_mtr_begin_space(rp_mtr_t *m, rp_instance_t *inst)
+{
+    return begin(m, inst, 64, 1);
+}
+
+static int begin(rp_mtr_t *m, rp_instance_t *inst, size_t wal_bytes, uint32_t max_pages)
 {
     init(m, inst);
     uint32_t page_size = rp_volume_page_size(inst->volume);
@@ -125,13 +145,27 @@ static int get_page(rp_mtr_t *m, rp_page_id_t id, rp_latch_mode_t mode, bool fre
         return 0;
     }
     rp_frame_t *f;
-    int rc = rp_buf_pin(m->inst->pool, id, fresh ? RP_BUF_NEW : 0, &f);
+    unsigned flags = (fresh ? RP_BUF_NEW : 0) | (mode == RP_LATCH_X ? RP_BUF_WANT_X : 0);
+    int rc = rp_buf_pin(m->inst->pool, id, flags, &f);
     if (rc) {
         if (!m->error)
             m->error = rc;
         return rc;
     }
     rp_buf_latch(f, mode == RP_LATCH_X);
+    /* In a cluster the latch is local; the global mode comes from the directory. Checked after latching:
+     * a forward or invalidation may lower it between the pin and the latch. */
+    uint8_t want = mode == RP_LATCH_X ? DRC_X : DRC_S;
+    while (m->inst->dcs && atomic_load(&f->gmode) < want) {
+        rp_buf_unlatch(f);
+        if ((rc = rp_dcs_acquire(m->inst->dcs, f, id, want, fresh)) != 0) {
+            rp_buf_unpin(m->inst->pool, f);
+            if (!m->error)
+                m->error = rc;
+            return rc;
+        }
+        rp_buf_latch(f, mode == RP_LATCH_X);
+    }
     rp_mtr_page_t *p = add_page(m);
     p->frame = f;
     p->page = rp_buf_page(m->inst->pool, f);
