@@ -62,6 +62,10 @@ typedef struct rp_instance_config {
      * (rp_cluster_config_load) and points here; the caller owns it and keeps it valid until
      * rp_instance_close(). */
     const rp_cluster_config_t *cluster;
+    /* Polled during rp_instance_open's long waits (a cluster member waiting for the others): returning
+     * true makes the open give up with RP_ESHUTDOWN. Optional; respoold checks for SIGTERM/SIGINT. */
+    bool (*interrupted)(void *arg);
+    void *interrupted_arg;
 } rp_instance_config_t;
 
 extern const rp_conf_def_t rp_instance_conf_defs[];

@@ -6,6 +6,9 @@
 
 #include "buf/buf.h"
 #include "common/host.h"
+#include "dcs/dcs.h"
+#include "net/net.h"
+#include "respool/cluster.h"
 #include "common/util.h"
 #include "respool/error.h"
 #include "respool/log.h"
@@ -289,6 +292,124 @@ static int check_memory(rp_instance_t *inst)
     return rp_host_check_commit(pool + wal + space + threads + margin, what);
 }
 
+/*
+ * Joins the cluster: the partition map from the member list, this member's share of the directory, the
+ * transport and cache fusion; from here on the buffer pool asks the directory before it reads a page.
+ * Recovery ran before, reading the volume directly: every member replays only its own log, which is
+ * complete for the pages it changed (a dirty page moving in X was written before it moved).
+ */
+static uint32_t partitions_of(const drc_map_t *map, int member)
+{
+    uint32_t n = 0;
+    for (uint32_t p = 0; p < map->partitions; p++)
+        n += map->owner[p] == member;
+    return n;
+}
+
+static int join_cluster(rp_instance_t *inst)
+{
+    const rp_cluster_config_t *cl = inst->cfg.cluster;
+    int ids[RP_VOLUME_MAX_INSTANCES];
+    bool member = false;
+    for (int i = 0; i < cl->nmembers; i++) {
+        ids[i] = cl->members[i].id;
+        member |= ids[i] == inst->slot;
+        if ((uint32_t)ids[i] >= rp_volume_sb(inst->volume)->max_instances) {
+            rp_error(RP_ECONFIG, "instance %d of cluster \"%s\" has no slot on volume \"%s\"", ids[i], cl->path,
+                     inst->cfg.volume);
+            rp_error_detail("The volume was initialized for %u instances.", rp_volume_sb(inst->volume)->max_instances);
+            return RP_ECONFIG;
+        }
+    }
+    if (!member) {
+        rp_error(RP_ECONFIG, "instance %d is not a member of cluster \"%s\"", inst->slot, cl->path);
+        rp_error_hint("Start it with the --instance of one of the [instance.N] sections.");
+        return RP_ECONFIG;
+    }
+    int rc;
+    if ((rc = drc_map_init(&inst->map, cl->partitions, ids, cl->nmembers)) != 0)
+        return rc;
+    inst->map_set = true;
+    atomic_store(&inst->epoch, 1); /* static membership: the epoch changes with reform (a later issue) */
+    if ((rc = drc_create(inst->slot, cl->partitions, &inst->drc)) != 0)
+        return rc;
+    rp_net_config_t ncfg = {.self = inst->slot, .cluster = cl, .epoch = &inst->epoch, .workers = 8};
+    memcpy(ncfg.uuid, rp_volume_sb(inst->volume)->cluster_uuid, 16);
+    if ((rc = rp_net_create(&ncfg, &inst->net)) != 0)
+        return rc;
+    rp_dcs_config_t dcfg = {
+        .self = inst->slot,
+        .net = inst->net,
+        .drc = inst->drc,
+        .map = &inst->map,
+        .pool = inst->pool,
+        .volume = inst->volume,
+        .wal = inst->wal,
+        .clock = &inst->clock,
+        .timeout_ms = cl->request_timeout_ms,
+    };
+    if ((rc = rp_dcs_create(&dcfg, &inst->dcs)) != 0 || (rc = rp_dcs_register(inst->dcs)) != 0)
+        return rc;
+    /* the extent owner tables are read before the directory takes over page reads */
+    if ((rc = rp_space_join(&inst->space, inst->slot, inst)) != 0)
+        return rc;
+    rp_buf_hooks_t hooks = {.load = rp_dcs_load, .evicted = rp_dcs_evicted, .arg = inst->dcs};
+    rp_bufpool_set_hooks(inst->pool, &hooks);
+    if ((rc = rp_net_start(inst->net)) != 0)
+        return rc;
+    /* Serve once every member is reachable (and so has finished its own recovery), or after a while
+     * anyway: requests that need a missing member then fail with an error naming it. */
+    uint64_t t0 = rp_now_ns(), last_log = t0;
+    for (;;) {
+        char missing[256] = "";
+        for (int i = 0; i < cl->nmembers; i++)
+            if (!rp_net_connected(inst->net, ids[i]))
+                snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), "%s%d",
+                         missing[0] ? ", " : "", ids[i]);
+        if (!missing[0])
+            break;
+        uint64_t now = rp_now_ns();
+        if (now - t0 >= cl->join_timeout_ms * 1000000ULL) {
+            rp_warn("instance", "instance(s) %s of cluster \"%s\" are not reachable after %" PRIu64 " ms (join-timeout); "
+                    "serving anyway: requests that need them fail with TRYAGAIN", missing, cl->name,
+                    cl->join_timeout_ms);
+            break;
+        }
+        if (inst->cfg.interrupted && inst->cfg.interrupted(inst->cfg.interrupted_arg)) {
+            rp_error(RP_ESHUTDOWN, "stopped while waiting for instance(s) %s of cluster \"%s\" to be reachable",
+                     missing, cl->name);
+            return RP_ESHUTDOWN;
+        }
+        if (now - last_log > 5ULL * 1000000000ULL) {
+            rp_info("instance", "waiting for instance(s) %s of cluster \"%s\"", missing, cl->name);
+            last_log = now;
+        }
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    rp_info("instance", "instance %d joined cluster \"%s\": %d members, %u partitions, this one masters %u",
+            inst->slot, cl->name, cl->nmembers, cl->partitions, partitions_of(&inst->map, inst->slot));
+    return 0;
+}
+
+static void leave_cluster(rp_instance_t *inst)
+{
+    if (inst->net)
+        rp_net_stop(inst->net);
+    rp_buf_hooks_t none = {0};
+    if (inst->pool)
+        rp_bufpool_set_hooks(inst->pool, &none);
+    rp_dcs_destroy(inst->dcs);
+    rp_net_destroy(inst->net);
+    drc_destroy(inst->drc);
+    if (inst->map_set)
+        drc_map_free(&inst->map);
+    inst->dcs = NULL;
+    inst->net = NULL;
+    inst->drc = NULL;
+    inst->map_set = false;
+}
+
 static void copy_config(rp_instance_config_t *dst, const rp_instance_config_t *src)
 {
     *dst = *src;
@@ -298,6 +419,7 @@ static void copy_config(rp_instance_config_t *dst, const rp_instance_config_t *s
 
 static void destroy(rp_instance_t *inst, bool clean)
 {
+    leave_cluster(inst);
     if (inst->wal)
         rp_wal_close(inst->wal);
     if (inst->space_loaded)
@@ -390,6 +512,8 @@ int rp_instance_open(const rp_instance_config_t *cfg, rp_instance_t **out)
         if ((rc = rp_instance_checkpoint(inst)) != 0)
             goto fail;
     }
+    if (cfg->cluster && (rc = join_cluster(inst)) != 0)
+        goto fail;
     if ((rc = rp_thread_start(&inst->checkpointer, "rp-checkpoint", checkpointer_main, inst)) != 0)
         goto fail;
     if ((rc = rp_thread_start(&inst->bgwriter, "rp-bgwriter", bgwriter_main, inst)) != 0) {

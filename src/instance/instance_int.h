@@ -4,6 +4,7 @@
 #ifndef RP_INSTANCE_INT_H
 #define RP_INSTANCE_INT_H
 
+#include "drc/drc.h"
 #include "respool/instance.h"
 #include "storage/space_int.h"
 
@@ -20,6 +21,14 @@ struct rp_instance {
     rp_bufpool_t *pool;
     rp_wal_t *wal;
     rp_space_t space;
+
+    /* cluster (NULL with a single instance) */
+    struct rp_net *net;
+    struct drc *drc;
+    drc_map_t map;
+    bool map_set;
+    struct rp_dcs *dcs;
+    _Atomic uint64_t epoch;
     bool space_loaded;
     _Atomic uint64_t clock;        /* Lamport clock */
 
