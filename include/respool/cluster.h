@@ -58,6 +58,7 @@ typedef struct rp_cluster_config {
     unsigned char secret[RP_CLUSTER_SECRET_LEN];
     uint32_t partitions;                /* directory partitions, a power of two */
     uint64_t request_timeout_ms;        /* deadline of one page or lock request */
+    uint64_t join_timeout_ms;           /* how long a starting member waits for the others */
     int nmembers;
     rp_cluster_member_t members[RP_VOLUME_MAX_INSTANCES]; /* in id order */
 } rp_cluster_config_t;

@@ -48,7 +48,7 @@
 /* Longest line libinih reads whole (INI_MAX_LINE of the library, newline included). */
 #define LINE_MAX_CHARS (INI_MAX_LINE - 1)
 
-enum { CK_NAME, CK_VOLUME, CK_SECRET, CK_PARTITIONS, CK_TIMEOUT, CK_COUNT };
+enum { CK_NAME, CK_VOLUME, CK_SECRET, CK_PARTITIONS, CK_TIMEOUT, CK_JOIN_TIMEOUT, CK_COUNT };
 enum { IK_HOST, IK_PORT, IK_CLUSTER_PORT, IK_DATA_DIR, IK_COUNT };
 
 const rp_cm_key_t rp_cm_cluster_keys[] = {
@@ -65,6 +65,9 @@ const rp_cm_key_t rp_cm_cluster_keys[] = {
     [CK_TIMEOUT] = {"request-timeout", RP_CM_DURATION, "5s", 10, 600000,
                     "Deadline of one page or lock request between instances, from 10ms to 10min (e.g. 500ms, "
                     "5s)."},
+    [CK_JOIN_TIMEOUT] = {"join-timeout", RP_CM_DURATION, "60s", 0, 3600000,
+                         "How long a starting member waits for every other member to be reachable before it "
+                         "serves anyway, from 0 (do not wait) to 1h."},
     [CK_COUNT] = {0},
 };
 
@@ -476,6 +479,7 @@ static int on_key(void *user, const char *raw_section, const char *name, const c
         case CK_SECRET: slot = cfg->secret_file; size = sizeof(cfg->secret_file); break;
         case CK_PARTITIONS: slot = &cfg->partitions; size = sizeof(cfg->partitions); break;
         case CK_TIMEOUT: slot = &cfg->request_timeout_ms; size = sizeof(cfg->request_timeout_ms); break;
+        case CK_JOIN_TIMEOUT: slot = &cfg->join_timeout_ms; size = sizeof(cfg->join_timeout_ms); break;
         }
     } else {
         switch (ki) {
@@ -684,6 +688,11 @@ int rp_cm_config_check(const rp_cluster_config_t *cfg, const int *lines)
         rp_error_hint("%s", rp_cm_cluster_keys[CK_TIMEOUT].help);
         return RP_ECONFIG;
     }
+    if (cfg->join_timeout_ms > (uint64_t)rp_cm_cluster_keys[CK_JOIN_TIMEOUT].max) {
+        rp_error(RP_ECONFIG, "\"join-timeout\" in [cluster] of \"%s\" is %" PRIu64 " ms", path, cfg->join_timeout_ms);
+        rp_error_hint("%s", rp_cm_cluster_keys[CK_JOIN_TIMEOUT].help);
+        return RP_ECONFIG;
+    }
     return 0;
 }
 
@@ -760,6 +769,10 @@ int rp_cluster_config_load(const char *path, rp_cluster_config_t *cfg)
         case CK_TIMEOUT:
             rp_parse_duration(key->default_value, &ms);
             cfg->request_timeout_ms = ms;
+            break;
+        case CK_JOIN_TIMEOUT:
+            rp_parse_duration(key->default_value, &ms);
+            cfg->join_timeout_ms = ms;
             break;
         }
     }
@@ -888,11 +901,12 @@ int rp_cluster_config_write(const char *path, const rp_cluster_config_t *cfg)
     FILE *out = open_memstream(&text, &len);
     if (!out)
         return rp_error(RP_ENOMEM, "out of memory");
-    char when[64], timeout[32];
+    char when[64], timeout[32], join_timeout[32];
     time_t now = time(NULL);
     struct tm tm;
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&now, &tm));
     format_ms(cfg->request_timeout_ms, timeout, sizeof(timeout));
+    format_ms(cfg->join_timeout_ms, join_timeout, sizeof(join_timeout));
     fprintf(out,
             "; respool cluster configuration, written %s.\n"
             "; Format: docs/cluster.md. Every member reads this file (respoold --cluster-config FILE\n"
@@ -903,8 +917,9 @@ int rp_cluster_config_write(const char *path, const rp_cluster_config_t *cfg)
             "volume          = %s\n"
             "secret-file     = %s\n"
             "partitions      = %" PRIu32 "\n"
-            "request-timeout = %s\n",
-            when, cfg->name, cfg->volume, cfg->secret_file, cfg->partitions, timeout);
+            "request-timeout = %s\n"
+            "join-timeout    = %s\n",
+            when, cfg->name, cfg->volume, cfg->secret_file, cfg->partitions, timeout, join_timeout);
     for (int i = 0; i < cfg->nmembers; i++) {
         const rp_cluster_member_t *m = &cfg->members[i];
         fprintf(out,

@@ -134,6 +134,7 @@ static void init_usage(FILE *out)
           "  --max-instances M        volume slots, N to 64 (default the larger of N and 16: room to grow)\n"
           "  --partitions P           directory partitions, a power of two (default 1024)\n"
           "  --request-timeout T      deadline of a request between instances (default 5s)\n"
+          "  --join-timeout T         how long a starting member waits for the others (default 60s)\n"
           "  --name NAME              cluster name (default respool)\n"
           "  --force                  replace an existing configuration, secret and volume (never a volume\n"
           "                           in use)\n"
@@ -149,12 +150,13 @@ int ctl_cluster_init(int argc, char **argv)
         {"host", required_argument, NULL, 'H'}, {"size", required_argument, NULL, 's'},
         {"wal-size", required_argument, NULL, 'w'}, {"page-size", required_argument, NULL, 'P'},
         {"max-instances", required_argument, NULL, 'm'}, {"partitions", required_argument, NULL, 'x'},
-        {"request-timeout", required_argument, NULL, 't'}, {"name", required_argument, NULL, 'N'},
+        {"request-timeout", required_argument, NULL, 't'}, {"join-timeout", required_argument, NULL, 'J'},
+        {"name", required_argument, NULL, 'N'},
         {"force", no_argument, NULL, 'f'}, {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
         {0},
     };
     int64_t n = 0, base = 6380, cbase = 16380, max_inst = 0, parts = RP_CLUSTER_PARTITIONS_DEFAULT;
-    uint64_t size = 2 * RP_GiB, wal = 64 * RP_MiB, page = 0, timeout = 5000;
+    uint64_t size = 2 * RP_GiB, wal = 64 * RP_MiB, page = 0, timeout = 5000, join_timeout = 60000;
     const char *dir = NULL, *host = "127.0.0.1", *name = "respool";
     bool force = false, quiet = false;
     int c;
@@ -197,6 +199,11 @@ int ctl_cluster_init(int argc, char **argv)
         case 't':
             if (rp_parse_duration(optarg, &timeout) != 0)
                 return ctl_usage_error("Durations look like 500ms or 5s.", "invalid --request-timeout \"%s\"",
+                                       optarg);
+            break;
+        case 'J':
+            if (rp_parse_duration(optarg, &join_timeout) != 0)
+                return ctl_usage_error("Durations look like 0s, 10s or 2min.", "invalid --join-timeout \"%s\"",
                                        optarg);
             break;
         case 'N':
@@ -253,6 +260,7 @@ int ctl_cluster_init(int argc, char **argv)
     snprintf(cfg->secret_file, sizeof(cfg->secret_file), "%s/cluster.key", absdir);
     cfg->partitions = (uint32_t)parts;
     cfg->request_timeout_ms = timeout;
+    cfg->join_timeout_ms = join_timeout;
     cfg->nmembers = (int)n;
     for (int i = 0; i < n; i++) {
         rp_cluster_member_t *m = &cfg->members[i];

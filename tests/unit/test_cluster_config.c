@@ -131,6 +131,7 @@ static void test_write_then_load_round_trip(void **state)
         w->secret[i] = (unsigned char)(i * 37 + 1);
     w->partitions = 256;
     w->request_timeout_ms = 1500;
+    w->join_timeout_ms = 0;
     w->nmembers = 3;
     for (int i = 0; i < 3; i++) {
         rp_cluster_member_t *m = &w->members[i];
@@ -154,6 +155,7 @@ static void test_write_then_load_round_trip(void **state)
     assert_memory_equal(cfg->secret, w->secret, RP_CLUSTER_SECRET_LEN);
     assert_int_equal(cfg->partitions, 256);
     assert_int_equal(cfg->request_timeout_ms, 1500);
+    assert_int_equal(cfg->join_timeout_ms, 0);
     assert_int_equal(cfg->nmembers, 3);
     for (int i = 0; i < 3; i++)
         assert_memory_equal(&cfg->members[i], &w->members[i], sizeof(rp_cluster_member_t));
@@ -189,6 +191,7 @@ static void test_defaults_relative_paths_indentation_and_comments(void **state)
     assert_string_equal(cfg->name, "respool");
     assert_int_equal(cfg->partitions, RP_CLUSTER_PARTITIONS_DEFAULT);
     assert_int_equal(cfg->request_timeout_ms, 5000);
+    assert_int_equal(cfg->join_timeout_ms, 60000);
     assert_int_equal(cfg->nmembers, 1);
     assert_int_equal(cfg->members[0].id, 5);
     assert_string_equal(cfg->members[0].host, "localhost");
