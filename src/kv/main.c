@@ -153,6 +153,14 @@ static void on_durable(void *arg, uint64_t pos)
     kv_server_durable(arg, pos);
 }
 
+/* rp_instance_open's long waits give up on SIGTERM or SIGINT: they are blocked, so they wait as pending. */
+static bool stop_pending(void *arg)
+{
+    (void)arg;
+    sigset_t pending;
+    return sigpending(&pending) == 0 && (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
+}
+
 static int wait_for_stop(int sfd)
 {
     for (;;) {
@@ -250,6 +258,7 @@ int main(int argc, char **argv)
     kv_commands_t *cmds = NULL;
     kv_server_t *srv = NULL;
     kv_db_register_rmgr(); /* recovery, inside rp_instance_open(), replays the store's records */
+    icfg.interrupted = stop_pending;
     if (rp_instance_open(&icfg, &inst) != 0) {
         report_failure(log_to_file);
         goto out_signals;
@@ -291,11 +300,6 @@ int main(int argc, char **argv)
             "\"%s\"; %d I/O threads; %s commit",
             RP_VERSION, scfg.bind, kv_server_port(srv), (int)icfg.instance, rp_instance_slot(inst), icfg.volume,
             icfg.data_dir, kv_server_threads(srv), sync ? "sync" : "async");
-    if (cluster)
-        rp_warn(SUB, "member %d of cluster \"%s\" (%s, %d members): cache fusion is not enabled in this build, so "
-                "this instance does not coordinate with the other members; write through one member only",
-                (int)icfg.instance, cluster->name, cluster->path, cluster->nmembers);
-
     int sig = wait_for_stop(sfd);
     rp_info(SUB, "received %s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     kv_server_stop(srv);
