@@ -391,9 +391,10 @@ void cl_start_ex(cl_cluster_t *c, int instances, int spare, const char *const *r
     snprintf(b, sizeof(b), "%d", base);
     snprintf(cb, sizeof(cb), "%d", cbase);
     snprintf(slots, sizeof(slots), "%d", all + 1 < 4 ? 4 : all + 1); /* a free slot too */
+    /* a spare member never starts: the others wait for it only briefly */
     const char *init[] = {c->respoolctl, "cluster", "init", "--instances", n, "--dir", c->dir, "--base-port", b,
                           "--cluster-base-port", cb, "--size", "384M", "--wal-size", "16M", "--max-instances", slots,
-                          "--quiet", NULL};
+                          "--join-timeout", spare ? "3s" : "60s", "--quiet", NULL};
     int rc = cl_run(init, c->ctl_log);
     if (rc != 0)
         cl_fail(c, "respoolctl cluster init failed with status %d", rc);
@@ -412,6 +413,10 @@ void cl_start_ex(cl_cluster_t *c, int instances, int spare, const char *const *r
     const char *own[] = {"--", "--buffer-pool-size", "64M", "--io-threads", "2"};
     for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
         start[argc++] = own[i];
+    if (getenv("RP_CLUSTER_LOG_LEVEL")) { /* e.g. debug: every cache fusion message is logged */
+        start[argc++] = "--log-level";
+        start[argc++] = getenv("RP_CLUSTER_LOG_LEVEL");
+    }
     for (int i = 0; respoold_args && respoold_args[i] && argc < 46 + 2 * CL_MAX_INSTANCES; i++)
         start[argc++] = respoold_args[i];
     start[argc] = NULL;
