@@ -9,6 +9,7 @@
  *             moving in X written to the volume, PAGE to the requester; X: drop to N, S: keep S
  * Holder:     INVALIDATE (worker thread): X latch, drop to N, ACK to the master
  * Eviction:   RELEASE to the master once the frame is gone (a dirty page was written first)
+ * Named locks: the same messages without content; a forward or invalidation waits for local users
  *
  * Why grants are messages with handlers and not rp_net_wait replies: a FORWARD or INVALIDATE for a page
  * can follow the grant of that page so closely that the worker thread handling it runs before the
@@ -17,6 +18,8 @@
  * invalidation that finds a granted, not yet installed acquisition waits for it.
  */
 #include "dcs/dcs.h"
+
+#include "dcs/dcs_msg.h"
 
 #include "common/util.h"
 #include "respool/error.h"
@@ -31,20 +34,7 @@
 #include <string.h>
 #include <time.h>
 
-enum dcs_type {
-    DCS_LOCK = RP_NET_TYPE_USER + 16, /* requester -> master */
-    DCS_GRANT,                        /* master -> requester */
-    DCS_FORWARD,                      /* master -> owner */
-    DCS_PAGE,                         /* owner -> requester */
-    DCS_DONE,                         /* requester -> master, after a PAGE */
-    DCS_INVALIDATE,                   /* master -> holder */
-    DCS_ACK,                          /* holder -> master */
-    DCS_RELEASE,                      /* holder -> master, after an eviction */
-};
-
-#define PAGE_FROM_VOLUME 0x1 /* PAGE flag: the owner no longer has it; the volume is current */
 #define NPENDING 64
-#define LAT_BUCKETS 32
 
 /* An acquisition in progress: at most one per page per member (rp_buf_dcs_begin). */
 typedef struct pending {
@@ -59,6 +49,24 @@ typedef struct pending {
     struct pending *next;
 } pending_t;
 
+/*
+ * A named lock as this member sees it. The global mode (granted by the directory) is kept after the
+ * last local user lets go, so taking it again costs no message until another member wants it; local
+ * users share it under the usual S/X rules. A forward or invalidation from the master drains the local
+ * users first (new ones wait behind it, so a busy member cannot starve the others).
+ */
+typedef struct named_lock {
+    drc_res_t res;
+    char name[RP_DCS_LOCK_NAME_MAX + 1];
+    uint8_t gmode;            /* what the directory granted us */
+    bool acquiring;           /* a thread of ours is asking the directory */
+    int readers;              /* local users in S */
+    bool writer;              /* a local user in X */
+    int draining;             /* forwards or invalidations waiting for the local users to leave */
+} named_lock_t;
+
+#define NLOCKS 64
+
 typedef struct stripe {
     pthread_mutex_t lock;
     pthread_cond_t cond;      /* granted or installed */
@@ -68,54 +76,28 @@ typedef struct stripe {
 struct rp_dcs {
     rp_dcs_config_t cfg;
     uint32_t ps;
+    dcs_limits_t limits;
     stripe_t stripes[NPENDING];
+    pthread_mutex_t locks_mutex;
+    pthread_cond_t locks_cond;
+    named_lock_t locks[NLOCKS];
+    int nlocks;
     _Atomic uint64_t st_local, st_2way, st_3way, st_x, st_dirty, st_inv_sent, st_inv_recv, st_fwd, st_out,
-        st_in, st_waits, st_timeouts, st_releases;
-    _Atomic uint64_t lat[LAT_BUCKETS];   /* acquisitions with messages, by log2(us) */
+        st_in, st_waits, st_timeouts, st_releases, st_lock_local, st_lock_remote;
+    _Atomic uint64_t lat[RP_DCS_LAT_BUCKETS];   /* acquisitions with messages (latency_bucket) */
 };
 
-/* ---- wire formats (little-endian) -------------------------------------------------------------------- */
+/* ---- messages --------------------------------------------------------------------------------------- */
 
-static void put_lock(unsigned char *b, rp_page_id_t id, uint8_t mode, bool has_copy)
+/* Checks a received message; false (logged, message freed) if it is malformed. */
+static bool decode(rp_dcs_t *d, rp_net_msg_t *m, dcs_msg_t *out)
 {
-    rp_put_le64(b, id);
-    b[8] = mode;
-    b[9] = has_copy;
-    memset(b + 10, 0, 6);
-}
-
-static void put_grant(unsigned char *b, const drc_action_t *a)
-{
-    rp_put_le64(b, a->res);
-    rp_put_le64(b + 8, a->seq);
-    b[16] = a->mode;
-    b[17] = a->source;
-    memset(b + 18, 0, 6);
-}
-
-static void put_forward(unsigned char *b, const drc_action_t *a)
-{
-    rp_put_le64(b, a->res);
-    rp_put_le64(b + 8, a->seq);
-    rp_put_le64(b + 16, a->req_id);
-    b[24] = a->mode;
-    b[25] = a->requester;
-    memset(b + 26, 0, 6);
-}
-
-static void put_res_seq(unsigned char *b, rp_page_id_t id, uint64_t seq)
-{
-    rp_put_le64(b, id);
-    rp_put_le64(b + 8, seq);
-}
-
-static bool short_msg(rp_net_msg_t *m, uint32_t want)
-{
-    if (m->len >= want)
-        return false;
-    rp_warn("dcs", "message type %u from instance %u is %u bytes, expected %u: dropped", m->type, m->src, m->len,
-            want);
-    return true;
+    if (dcs_msg_decode(m->type, m->payload, m->len, &d->limits, out) == 0)
+        return true;
+    rp_error_context("from instance %u (dropped)", m->src);
+    rp_log_report(RP_LOG_WARNING, "dcs");
+    rp_net_msg_free(m);
+    return false;
 }
 
 /* ---- small helpers ------------------------------------------------------------------------------------ */
@@ -146,15 +128,29 @@ static int master_of(rp_dcs_t *d, rp_page_id_t id)
     return drc_map_master(d->cfg.map, drc_res_page(id));
 }
 
+/* Bucket of a latency: 4 sub-buckets per power of two of microseconds. */
+static int latency_bucket(uint64_t us)
+{
+    if (us < 4)
+        return (int)us;
+    int log = 63 - __builtin_clzll(us);                 /* >= 2 */
+    int sub = (int)((us >> (log - 2)) & 3);             /* the two bits below the top one */
+    int b = 4 * (log - 1) + sub;
+    return b < RP_DCS_LAT_BUCKETS ? b : RP_DCS_LAT_BUCKETS - 1;
+}
+
+/* The largest latency (us) that falls in bucket b. */
+static uint64_t latency_bound(int b)
+{
+    if (b < 4)
+        return (uint64_t)b;
+    int log = b / 4 + 1, sub = b % 4;
+    return ((4ULL + (uint64_t)sub + 1) << (log - 2)) - 1;
+}
+
 static void record_latency(rp_dcs_t *d, uint64_t ns)
 {
-    uint64_t us = ns / 1000;
-    int b = 0;
-    while (us > 1 && b < LAT_BUCKETS - 1) {
-        us >>= 1;
-        b++;
-    }
-    atomic_fetch_add_explicit(&d->lat[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&d->lat[latency_bucket(ns / 1000)], 1, memory_order_relaxed);
 }
 
 static void send_to(rp_dcs_t *d, int to, uint16_t type, uint64_t req_id, const void *p, size_t len)
@@ -173,7 +169,9 @@ static void dispatch(rp_dcs_t *d, const drc_actions_t *acts)
 {
     for (int i = 0; i < acts->n; i++) {
         const drc_action_t *a = &acts->a[i];
-        unsigned char b[32];
+        unsigned char b[DCS_MSG_MAX_HDR];
+        dcs_msg_t msg = {.res = a->res, .seq = a->seq, .req_id = a->req_id, .mode = a->mode, .source = a->source,
+                         .requester = a->requester};
         rp_debug("dcs", "master: %s page %" PRIu64 " to %u mode %u source %u requester %u req %" PRIu64 " seq %" PRIu64,
                  a->kind == DRC_ACT_GRANT ? "grant" : a->kind == DRC_ACT_FORWARD ? "forward" : "invalidate", a->res,
                  a->to, a->mode, a->source, a->requester, a->req_id, a->seq);
@@ -182,18 +180,16 @@ static void dispatch(rp_dcs_t *d, const drc_actions_t *acts)
             if (a->to == d->cfg.self) {
                 on_granted(d, a->res, a->req_id, a->mode, a->source, a->seq, d->cfg.self, NULL);
             } else {
-                put_grant(b, a);
-                send_to(d, a->to, DCS_GRANT, a->req_id, b, 24);
+                send_to(d, a->to, DCS_GRANT, a->req_id, b, dcs_msg_encode(DCS_GRANT, &msg, b));
             }
             break;
         case DRC_ACT_FORWARD:
-            put_forward(b, a);
-            send_to(d, a->to, DCS_FORWARD, 0, b, 32); /* to ourselves: a worker thread runs it */
+            /* to ourselves too: a worker thread runs it */
+            send_to(d, a->to, DCS_FORWARD, 0, b, dcs_msg_encode(DCS_FORWARD, &msg, b));
             break;
         case DRC_ACT_INVALIDATE:
-            put_res_seq(b, a->res, a->seq);
             atomic_fetch_add_explicit(&d->st_inv_sent, 1, memory_order_relaxed);
-            send_to(d, a->to, DCS_INVALIDATE, 0, b, 16);
+            send_to(d, a->to, DCS_INVALIDATE, 0, b, dcs_msg_encode(DCS_INVALIDATE, &msg, b));
             break;
         }
     }
@@ -204,9 +200,9 @@ static void tell_master(rp_dcs_t *d, uint16_t type, rp_page_id_t id, uint64_t se
 {
     int master = master_of(d, id);
     if (master != d->cfg.self) {
-        unsigned char b[16];
-        put_res_seq(b, id, seq);
-        send_to(d, master, type, 0, b, type == DCS_RELEASE ? 8 : 16);
+        unsigned char b[DCS_MSG_MAX_HDR];
+        dcs_msg_t msg = {.res = id, .seq = seq};
+        send_to(d, master, type, 0, b, dcs_msg_encode(type, &msg, b));
         return;
     }
     drc_actions_t acts;
@@ -252,12 +248,10 @@ static void on_grant_msg(rp_net_t *net, rp_net_msg_t *m, void *arg)
 {
     (void)net;
     rp_dcs_t *d = arg;
-    if (short_msg(m, 24)) {
-        rp_net_msg_free(m);
+    dcs_msg_t g;
+    if (!decode(d, m, &g))
         return;
-    }
-    on_granted(d, rp_get_le64(m->payload), m->req_id, m->payload[16], m->payload[17], rp_get_le64(m->payload + 8),
-               m->src, NULL);
+    on_granted(d, g.res, m->req_id, g.mode, g.source, g.seq, m->src, NULL);
     rp_net_msg_free(m);
 }
 
@@ -265,19 +259,11 @@ static void on_page_msg(rp_net_t *net, rp_net_msg_t *m, void *arg)
 {
     (void)net;
     rp_dcs_t *d = arg;
-    if (short_msg(m, 24)) {
-        rp_net_msg_free(m);
+    dcs_msg_t pg;
+    if (!decode(d, m, &pg))
         return;
-    }
-    uint8_t flags = m->payload[17];
-    if (!(flags & PAGE_FROM_VOLUME) && m->len != 24 + d->ps) {
-        rp_warn("dcs", "page message from instance %u has %u bytes, expected %u: dropped", m->src, m->len, 24 + d->ps);
-        rp_net_msg_free(m);
-        return;
-    }
     atomic_fetch_add_explicit(&d->st_in, m->len, memory_order_relaxed);
-    on_granted(d, rp_get_le64(m->payload), m->req_id, m->payload[16],
-               (flags & PAGE_FROM_VOLUME) ? DRC_FROM_DISK : DRC_FROM_OWNER, rp_get_le64(m->payload + 8), m->src, m);
+    on_granted(d, pg.res, m->req_id, pg.mode, pg.content ? DRC_FROM_OWNER : DRC_FROM_DISK, pg.seq, m->src, m);
 }
 
 /*
@@ -304,9 +290,9 @@ static int ask(rp_dcs_t *d, rp_page_id_t id, uint8_t mode, bool has_copy, pendin
         drc_request(d->cfg.drc, drc_res_page(id), d->cfg.self, mode, p->req_id, has_copy, &acts);
         dispatch(d, &acts);
     } else {
-        unsigned char b[16];
-        put_lock(b, id, mode, has_copy);
-        if (rp_net_send(d->cfg.net, master, DCS_LOCK, p->req_id, b, sizeof(b)) != 0) {
+        unsigned char b[DCS_MSG_MAX_HDR];
+        dcs_msg_t msg = {.res = id, .mode = mode, .has_copy = has_copy};
+        if (rp_net_send(d->cfg.net, master, DCS_LOCK, p->req_id, b, dcs_msg_encode(DCS_LOCK, &msg, b)) != 0) {
             int rc = rp_last_error()->code;
             rp_error_context("could not ask instance %d (master of page %" PRIu64 ")", master, id);
             pthread_mutex_lock(&s->lock);
@@ -339,7 +325,9 @@ static int ask(rp_dcs_t *d, rp_page_id_t id, uint8_t mode, bool has_copy, pendin
         }
     }
     pthread_mutex_unlock(&s->lock);
-    if (local && p->source != DRC_FROM_OWNER && p->from == d->cfg.self)
+    if (drc_res_is_lock(id))
+        ; /* counted by rp_dcs_lock */
+    else if (local && p->source != DRC_FROM_OWNER && p->from == d->cfg.self)
         atomic_fetch_add_explicit(&d->st_local, 1, memory_order_relaxed);
     else {
         record_latency(d, rp_now_ns() - t0);
@@ -374,8 +362,8 @@ static int install(rp_dcs_t *d, const pending_t *p, rp_page_id_t id, unsigned ch
         return 0;
     bool from_volume = p->source == DRC_FROM_DISK || (p->source == DRC_FROM_HAVE && !have_valid) ||
                        (p->source == DRC_FROM_OWNER && !p->page);
-    if (p->source == DRC_FROM_OWNER && p->page && !(p->page->payload[17] & PAGE_FROM_VOLUME)) {
-        const unsigned char *src = p->page->payload + 24;
+    if (p->source == DRC_FROM_OWNER && p->page && !(p->page->payload[17] & DCS_PAGE_NO_CONTENT)) {
+        const unsigned char *src = p->page->payload + DCS_PAGE_HDR;
         rp_page_verdict_t v = rp_page_verify(src, d->ps, id);
         if (v != RP_PAGE_OK && v != RP_PAGE_OK_NEW) {
             rp_error(RP_ECORRUPT, "page %" PRIu64 " shipped by instance %d failed verification", id, p->from);
@@ -452,38 +440,173 @@ int rp_dcs_acquire(rp_dcs_t *d, rp_frame_t *f, rp_page_id_t id, uint8_t mode, bo
     return rc;
 }
 
+/* ---- named locks ------------------------------------------------------------------------------------ */
+
+/* The lock's object, created on first use (locks_mutex held). */
+static named_lock_t *lock_of(rp_dcs_t *d, const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > RP_DCS_LOCK_NAME_MAX) {
+        rp_error(RP_EINVAL, "lock name \"%.*s\" has %zu bytes; a name has 1 to %d", RP_DCS_LOCK_NAME_MAX, name, len,
+                 RP_DCS_LOCK_NAME_MAX);
+        return NULL;
+    }
+    drc_res_t res = drc_res_lock(name);
+    for (int i = 0; i < d->nlocks; i++) {
+        if (d->locks[i].res != res)
+            continue;
+        if (strcmp(d->locks[i].name, name) == 0)
+            return &d->locks[i];
+        rp_error(RP_EINVAL, "lock names \"%s\" and \"%s\" hash to the same resource", name, d->locks[i].name);
+        rp_error_hint("Rename one of them.");
+        return NULL;
+    }
+    if (d->nlocks == NLOCKS) {
+        rp_error(RP_ENOSPC, "no room for named lock \"%s\": %d are in use", name, NLOCKS);
+        return NULL;
+    }
+    named_lock_t *l = &d->locks[d->nlocks++];
+    memset(l, 0, sizeof(*l));
+    l->res = res;
+    memcpy(l->name, name, len + 1);
+    return l;
+}
+
+static named_lock_t *find_lock(rp_dcs_t *d, drc_res_t res)
+{
+    for (int i = 0; i < d->nlocks; i++)
+        if (d->locks[i].res == res)
+            return &d->locks[i];
+    return NULL;
+}
+
+static bool local_compatible(const named_lock_t *l, uint8_t mode)
+{
+    return mode == DRC_X ? !l->writer && l->readers == 0 : !l->writer;
+}
+
+static void take_local(named_lock_t *l, uint8_t mode)
+{
+    if (mode == DRC_X)
+        l->writer = true;
+    else
+        l->readers++;
+}
+
+int rp_dcs_lock(rp_dcs_t *d, const char *name, uint8_t mode)
+{
+    if (mode != DRC_S && mode != DRC_X)
+        return rp_error(RP_EINVAL, "lock mode %u; a named lock is taken in S (%d) or X (%d)", mode, DRC_S, DRC_X);
+    pthread_mutex_lock(&d->locks_mutex);
+    named_lock_t *l = lock_of(d, name);
+    if (!l) {
+        pthread_mutex_unlock(&d->locks_mutex);
+        return rp_last_error()->code;
+    }
+    for (;;) {
+        if (!l->draining && !l->acquiring) {
+            if (l->gmode >= mode && local_compatible(l, mode)) {
+                take_local(l, mode);
+                pthread_mutex_unlock(&d->locks_mutex);
+                atomic_fetch_add_explicit(&d->st_lock_local, 1, memory_order_relaxed);
+                return 0;
+            }
+            if (l->gmode < mode) {
+                l->acquiring = true;
+                uint8_t have = l->gmode;
+                pthread_mutex_unlock(&d->locks_mutex);
+                pending_t *p;
+                int rc = ask(d, l->res, mode, have >= DRC_S, &p);
+                pthread_mutex_lock(&d->locks_mutex);
+                l->acquiring = false;
+                if (rc) {
+                    pthread_cond_broadcast(&d->locks_cond);
+                    pthread_mutex_unlock(&d->locks_mutex);
+                    rp_error_context("could not take lock \"%s\"", name);
+                    return rc;
+                }
+                l->gmode = p->mode;
+                /* taken before the grant counts as installed: a forward that follows it waits for us */
+                bool took = local_compatible(l, mode);
+                if (took)
+                    take_local(l, mode);
+                pthread_cond_broadcast(&d->locks_cond);
+                pthread_mutex_unlock(&d->locks_mutex);
+                finish(d, p);
+                atomic_fetch_add_explicit(&d->st_lock_remote, 1, memory_order_relaxed);
+                if (took)
+                    return 0;
+                pthread_mutex_lock(&d->locks_mutex);
+                continue;
+            }
+        }
+        pthread_cond_wait(&d->locks_cond, &d->locks_mutex);
+    }
+}
+
+void rp_dcs_unlock(rp_dcs_t *d, const char *name, uint8_t mode)
+{
+    pthread_mutex_lock(&d->locks_mutex);
+    named_lock_t *l = find_lock(d, drc_res_lock(name));
+    if (!l || (mode == DRC_X ? !l->writer : l->readers == 0))
+        rp_panic("dcs", "lock \"%s\" released in mode %u without being held so", name, mode);
+    if (mode == DRC_X)
+        l->writer = false;
+    else
+        l->readers--;
+    pthread_cond_broadcast(&d->locks_cond);
+    pthread_mutex_unlock(&d->locks_mutex);
+}
+
+/* The master asks us to give up a lock (to `keep`: S when another member only wants to share it). Local
+ * users finish first; new ones wait behind this. */
+static void give_up_lock(rp_dcs_t *d, drc_res_t res, uint8_t keep)
+{
+    pthread_mutex_lock(&d->locks_mutex);
+    named_lock_t *l = find_lock(d, res);
+    if (l) {
+        l->draining++;
+        while (keep == DRC_S ? l->writer : (l->writer || l->readers))
+            pthread_cond_wait(&d->locks_cond, &d->locks_mutex);
+        if (l->gmode > keep)
+            l->gmode = keep;
+        l->draining--;
+        pthread_cond_broadcast(&d->locks_cond);
+    }
+    pthread_mutex_unlock(&d->locks_mutex);
+}
+
 /* ---- master ------------------------------------------------------------------------------------------ */
 
 static void on_lock_msg(rp_net_t *net, rp_net_msg_t *m, void *arg)
 {
     (void)net;
     rp_dcs_t *d = arg;
-    if (!short_msg(m, 16)) {
-        drc_actions_t acts;
-        drc_request(d->cfg.drc, drc_res_page(rp_get_le64(m->payload)), m->src, m->payload[8], m->req_id,
-                    m->payload[9] != 0, &acts);
-        dispatch(d, &acts);
-    }
+    dcs_msg_t lk;
+    if (!decode(d, m, &lk))
+        return;
+    drc_actions_t acts;
+    drc_request(d->cfg.drc, lk.res, m->src, lk.mode, m->req_id, lk.has_copy, &acts);
     rp_net_msg_free(m);
+    dispatch(d, &acts);
 }
 
 static void on_done_ack_release(rp_net_t *net, rp_net_msg_t *m, void *arg)
 {
     (void)net;
     rp_dcs_t *d = arg;
-    uint16_t type = m->type;
-    if (!short_msg(m, type == DCS_RELEASE ? 8 : 16)) {
-        drc_res_t res = drc_res_page(rp_get_le64(m->payload));
-        drc_actions_t acts;
-        if (type == DCS_DONE)
-            drc_done(d->cfg.drc, res, m->src, rp_get_le64(m->payload + 8), &acts);
-        else if (type == DCS_ACK)
-            drc_ack(d->cfg.drc, res, m->src, rp_get_le64(m->payload + 8), &acts);
-        else
-            drc_release(d->cfg.drc, res, m->src, &acts);
-        dispatch(d, &acts);
-    }
+    dcs_msg_t msg;
+    if (!decode(d, m, &msg))
+        return;
+    drc_actions_t acts;
+    if (m->type == DCS_DONE)
+        drc_done(d->cfg.drc, msg.res, m->src, msg.seq, &acts);
+    else if (m->type == DCS_ACK)
+        drc_ack(d->cfg.drc, msg.res, m->src, msg.seq, &acts);
+    else
+        drc_release(d->cfg.drc, msg.res, m->src, &acts);
     rp_net_msg_free(m);
+    dispatch(d, &acts);
 }
 
 /* ---- owner and holder -------------------------------------------------------------------------------- */
@@ -507,35 +630,39 @@ static void on_forward_msg(rp_net_t *net, rp_net_msg_t *m, void *arg)
 {
     (void)net;
     rp_dcs_t *d = arg;
-    if (short_msg(m, 32)) {
-        rp_net_msg_free(m);
+    dcs_msg_t fw;
+    if (!decode(d, m, &fw))
         return;
-    }
-    rp_page_id_t id = rp_get_le64(m->payload);
-    uint64_t seq = rp_get_le64(m->payload + 8);
-    uint64_t req_id = rp_get_le64(m->payload + 16);
-    uint8_t mode = m->payload[24];
-    int requester = m->payload[25];
+    rp_page_id_t id = fw.res;
+    uint64_t seq = fw.seq, req_id = fw.req_id;
+    uint8_t mode = fw.mode;
+    int requester = fw.requester;
     rp_debug("dcs", "forward page %" PRIu64 " mode %u to %d req %" PRIu64 " seq %" PRIu64, id, mode, requester, req_id,
              seq);
     rp_net_msg_free(m);
     atomic_fetch_add_explicit(&d->st_fwd, 1, memory_order_relaxed);
     wait_installed(d, id);
 
-    unsigned char hdr[24] = {0};
-    rp_put_le64(hdr, id);
-    rp_put_le64(hdr + 8, seq);
-    hdr[16] = mode;
+    unsigned char hdr[DCS_PAGE_HDR];
+    dcs_msg_t pg = {.res = id, .seq = seq, .mode = mode};
+    dcs_msg_encode(DCS_PAGE, &pg, hdr);
+    if (drc_res_is_lock(id)) {
+        /* a lock moves without content: the PAGE message is the grant */
+        give_up_lock(d, id, mode == DRC_X ? DRC_N : DRC_S);
+        hdr[17] = DCS_PAGE_NO_CONTENT;
+        send_to(d, requester, DCS_PAGE, req_id, hdr, sizeof(hdr));
+        return;
+    }
     rp_frame_t *f;
     if (rp_buf_lookup(d->cfg.pool, id, &f) != 0) {
         /* evicted (written first) since the master recorded us: the volume is current */
-        hdr[17] = PAGE_FROM_VOLUME;
+        hdr[17] = DCS_PAGE_NO_CONTENT;
         send_to(d, requester, DCS_PAGE, req_id, hdr, sizeof(hdr));
         return;
     }
     rp_buf_latch(f, mode == DRC_X);
     if (atomic_load(&f->gmode) == DRC_N) {
-        hdr[17] = PAGE_FROM_VOLUME;
+        hdr[17] = DCS_PAGE_NO_CONTENT;
         rp_buf_unlatch(f);
         rp_buf_unpin(d->cfg.pool, f);
         send_to(d, requester, DCS_PAGE, req_id, hdr, sizeof(hdr));
@@ -583,32 +710,33 @@ static void on_invalidate_msg(rp_net_t *net, rp_net_msg_t *m, void *arg)
 {
     (void)net;
     rp_dcs_t *d = arg;
-    if (short_msg(m, 16)) {
-        rp_net_msg_free(m);
+    dcs_msg_t inv;
+    if (!decode(d, m, &inv))
         return;
-    }
-    rp_page_id_t id = rp_get_le64(m->payload);
-    uint64_t seq = rp_get_le64(m->payload + 8);
+    rp_page_id_t id = inv.res;
+    uint64_t seq = inv.seq;
     int master = m->src;
     rp_net_msg_free(m);
     rp_debug("dcs", "invalidate page %" PRIu64 " seq %" PRIu64, id, seq);
     atomic_fetch_add_explicit(&d->st_inv_recv, 1, memory_order_relaxed);
     wait_installed(d, id);
     rp_frame_t *f;
-    if (rp_buf_lookup(d->cfg.pool, id, &f) == 0) {
+    if (drc_res_is_lock(id)) {
+        give_up_lock(d, id, DRC_N);
+    } else if (rp_buf_lookup(d->cfg.pool, id, &f) == 0) {
         rp_buf_latch(f, true); /* readers of our copy finish first */
         atomic_store(&f->gmode, DRC_N);
         rp_buf_unlatch(f);
         rp_buf_unpin(d->cfg.pool, f);
     }
-    unsigned char b[16];
-    put_res_seq(b, id, seq);
     if (master == d->cfg.self) {
         drc_actions_t acts;
         drc_ack(d->cfg.drc, drc_res_page(id), d->cfg.self, seq, &acts);
         dispatch(d, &acts);
     } else {
-        send_to(d, master, DCS_ACK, 0, b, sizeof(b));
+        unsigned char b[DCS_MSG_MAX_HDR];
+        dcs_msg_t ack = {.res = id, .seq = seq};
+        send_to(d, master, DCS_ACK, 0, b, dcs_msg_encode(DCS_ACK, &ack, b));
     }
 }
 
@@ -629,6 +757,8 @@ int rp_dcs_create(const rp_dcs_config_t *cfg, rp_dcs_t **out)
         return rp_error(RP_ENOMEM, "out of memory");
     d->cfg = *cfg;
     d->ps = rp_volume_page_size(cfg->volume);
+    d->limits = (dcs_limits_t){.data_pages = rp_volume_sb(cfg->volume)->data_pages, .page_size = d->ps,
+                               .members = cfg->members};
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -636,6 +766,8 @@ int rp_dcs_create(const rp_dcs_config_t *cfg, rp_dcs_t **out)
         pthread_mutex_init(&d->stripes[i].lock, NULL);
         pthread_cond_init(&d->stripes[i].cond, &ca);
     }
+    pthread_mutex_init(&d->locks_mutex, NULL);
+    pthread_cond_init(&d->locks_cond, NULL);
     pthread_condattr_destroy(&ca);
     *out = d;
     return 0;
@@ -655,6 +787,8 @@ void rp_dcs_destroy(rp_dcs_t *d)
         pthread_mutex_destroy(&d->stripes[i].lock);
         pthread_cond_destroy(&d->stripes[i].cond);
     }
+    pthread_mutex_destroy(&d->locks_mutex);
+    pthread_cond_destroy(&d->locks_cond);
     free(d);
 }
 
@@ -690,15 +824,24 @@ void rp_dcs_get_stats(rp_dcs_t *d, rp_dcs_stats_t *st)
     st->waits = atomic_load(&d->st_waits);
     st->timeouts = atomic_load(&d->st_timeouts);
     st->releases = atomic_load(&d->st_releases);
-    uint64_t counts[LAT_BUCKETS], total = 0;
-    for (int b = 0; b < LAT_BUCKETS; b++)
-        total += counts[b] = atomic_load(&d->lat[b]);
+    st->locks_local = atomic_load(&d->st_lock_local);
+    st->locks_remote = atomic_load(&d->st_lock_remote);
+    uint64_t total = 0;
+    for (int b = 0; b < RP_DCS_LAT_BUCKETS; b++) {
+        total += st->lat_count[b] = atomic_load(&d->lat[b]);
+        st->lat_bound_us[b] = latency_bound(b);
+    }
     uint64_t acc = 0;
-    for (int b = 0; b < LAT_BUCKETS && total; b++) {
-        acc += counts[b];
-        if (!st->lat_p50_us && acc * 2 >= total)
-            st->lat_p50_us = 1ULL << b;
-        if (!st->lat_p99_us && acc * 100 >= total * 99)
-            st->lat_p99_us = 1ULL << b;
+    bool have50 = false, have99 = false;
+    for (int b = 0; b < RP_DCS_LAT_BUCKETS && total; b++) {
+        acc += st->lat_count[b];
+        if (!have50 && acc * 2 >= total) {
+            st->lat_p50_us = st->lat_bound_us[b];
+            have50 = true;
+        }
+        if (!have99 && acc * 100 >= total * 99) {
+            st->lat_p99_us = st->lat_bound_us[b];
+            have99 = true;
+        }
     }
 }

@@ -8,6 +8,7 @@
  *   rp_dcs_load()                       the buffer pool's load hook: a miss asks the directory first
  *   rp_dcs_acquire()                    raise the global mode of a page held in the pool
  *   rp_dcs_evicted()                    the buffer pool's eviction hook
+ *   rp_dcs_lock(), rp_dcs_unlock()      named locks
  *   rp_dcs_get_stats()                  counters for INFO
  */
 #ifndef RP_DCS_H
@@ -24,6 +25,7 @@ typedef struct rp_dcs rp_dcs_t;
 
 typedef struct rp_dcs_config {
     int self;
+    int members;                /* member ids are 0 .. members - 1 */
     rp_net_t *net;
     drc_t *drc;                 /* this member's share of the directory */
     const drc_map_t *map;       /* who masters what */
@@ -48,6 +50,16 @@ void rp_dcs_evicted(void *dcs, rp_page_id_t id, uint8_t gmode);
  * or owner is unreachable), RP_ECORRUPT (a shipped page failed its checksum), with a report. */
 int rp_dcs_acquire(rp_dcs_t *dcs, rp_frame_t *f, rp_page_id_t id, uint8_t mode, bool fresh);
 
+/* Named locks for engine metadata (the free-space map's extents, ...), mastered by the directory like
+ * pages. mode DRC_S or DRC_X. Once granted, a member keeps the lock's global mode after its last local
+ * user lets go, so taking it again is local until another member wants it. RP_ETIMEDOUT,
+ * RP_ECONNREFUSED as rp_dcs_acquire; RP_EINVAL for a bad name or mode. */
+#define RP_DCS_LOCK_NAME_MAX 63
+int rp_dcs_lock(rp_dcs_t *dcs, const char *name, uint8_t mode);
+void rp_dcs_unlock(rp_dcs_t *dcs, const char *name, uint8_t mode);
+
+/* Latency buckets: 4 per power of two of microseconds (within 19% of the true value). */
+#define RP_DCS_LAT_BUCKETS 128
 typedef struct rp_dcs_stats {
     uint64_t local_hits;        /* acquisitions answered without a message (the master is here) */
     uint64_t remote_2way;       /* grants from a remote master (content from the volume or our copy) */
@@ -57,7 +69,9 @@ typedef struct rp_dcs_stats {
     uint64_t invalidations_sent, invalidations_received, forwards_served;
     uint64_t bytes_out, bytes_in;
     uint64_t waits, timeouts, releases;
+    uint64_t locks_local, locks_remote;  /* named locks taken without / with a message to the master */
     uint64_t lat_p50_us, lat_p99_us;  /* acquisitions that needed a message */
+    uint64_t lat_count[RP_DCS_LAT_BUCKETS], lat_bound_us[RP_DCS_LAT_BUCKETS];
 } rp_dcs_stats_t;
 void rp_dcs_get_stats(rp_dcs_t *dcs, rp_dcs_stats_t *st);
 
