@@ -15,6 +15,7 @@
 
 #include "buf/buf.h"
 #include "common/util.h"
+#include "dcs/dcs.h"
 #include "instance/instance_int.h"
 #include "respool/error.h"
 #include "respool/log.h"
@@ -474,14 +475,25 @@ int rp_space_ensure(rp_instance_t *inst, uint32_t pages)
     pthread_mutex_lock(&sp->lock);
     bool enough = sp->free_pages >= need;
     pthread_mutex_unlock(&sp->lock);
+    if (enough)
+        return 0;
+    /* One claimer in the cluster at a time: a member looks at every bitmap page before claiming, and
+     * two members doing that at once would both take an extent when one would have done. */
+    rp_dcs_t *dcs = inst->dcs;
+    int rc = rp_dcs_lock(dcs, RP_SPACE_CLAIM_LOCK, DRC_X);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&sp->lock);
+    enough = sp->free_pages >= need; /* another thread of ours may have claimed meanwhile */
+    pthread_mutex_unlock(&sp->lock);
     for (uint64_t i = 0; !enough && i < sp->space_pages; i++) {
         bool claimed;
-        int rc = claim_on_page(inst, sp, i, need, &claimed);
-        if (rc)
-            return rc;
+        if ((rc = claim_on_page(inst, sp, i, need, &claimed)) != 0)
+            break;
         pthread_mutex_lock(&sp->lock);
         enough = sp->free_pages >= need;
         pthread_mutex_unlock(&sp->lock);
     }
-    return 0; /* not enough: rp_space_alloc reports the full volume */
+    rp_dcs_unlock(dcs, RP_SPACE_CLAIM_LOCK, DRC_X);
+    return rc; /* not enough: rp_space_alloc reports the full volume */
 }

@@ -30,6 +30,7 @@
 #define RP_SPACE_OP_OWNER 2
 #define RP_SPACE_OP_SIZE 5
 #define RP_SPACE_EXTENT 256 /* pages per extent (2 MiB of 8 KiB pages) */
+#define RP_SPACE_CLAIM_LOCK "space.claim" /* named lock: one member claims extents at a time */
 
 /* Bytes of the owner table: room for one byte per extent of what the rest of the page can map
  * ((page - header) / 33 = one byte per 256 bits, rounded up to 8). */
