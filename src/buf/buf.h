@@ -116,6 +116,18 @@ void rp_buf_dcs_end(rp_bufpool_t *pool, rp_frame_t *f);
  * taken again: the page may have changed meanwhile (it is written as it is then). */
 int rp_buf_write_latched(rp_bufpool_t *pool, rp_frame_t *f);
 
+/* What a frame holds: the shadow information a member can give about its pages (respoolctl stats
+ * --pages; the reform after a member's death rebuilds the directory from it). */
+typedef struct rp_buf_shadow {
+    rp_page_id_t page;
+    uint8_t gmode;
+    bool dirty;
+    rp_lsn_t lsn;
+} rp_buf_shadow_t;
+/* Calls fn for every frame holding a valid page, in frame order, each read under the frame's S latch
+ * (fn itself runs with no latch held). Stops early, returning fn's value, if fn returns non-zero. */
+int rp_buf_foreach_shadow(rp_bufpool_t *pool, int (*fn)(void *arg, const rp_buf_shadow_t *sh), void *arg);
+
 /* Returns the frame of page `id`, pinned, with valid content. RP_ECORRUPT/RP_EIO (reported) if the page
  * cannot be read; RP_EBUSY if every frame is pinned (the pool is too small for the concurrency). */
 int rp_buf_pin(rp_bufpool_t *pool, rp_page_id_t id, unsigned flags, rp_frame_t **out);

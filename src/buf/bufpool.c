@@ -967,3 +967,28 @@ void rp_buf_forget(rp_bufpool_t *pool, rp_page_id_t id)
     }
     pthread_mutex_unlock(&part->lock);
 }
+
+int rp_buf_foreach_shadow(rp_bufpool_t *pool, int (*fn)(void *arg, const rp_buf_shadow_t *sh), void *arg)
+{
+    for (uint32_t i = 0; i < pool->nframes; i++) {
+        rp_frame_t *f = &pool->frames[i];
+        if (!(atomic_load_explicit(&f->state, memory_order_acquire) & RP_FRAME_VALID) || !pin_if_valid(f))
+            continue;
+        uint32_t s = atomic_load(&f->state);
+        if (!(s & RP_FRAME_VALID)) { /* being read in: nothing to report yet */
+            unpin_frame(f);
+            continue;
+        }
+        rp_buf_latch(f, false);
+        rp_buf_shadow_t sh = {.page = f->page_id,
+                              .gmode = atomic_load(&f->gmode),
+                              .dirty = (atomic_load(&f->state) & RP_FRAME_DIRTY) != 0,
+                              .lsn = rp_page_lsn(rp_buf_page(pool, f))};
+        rp_buf_unlatch(f);
+        unpin_frame(f);
+        int rc = fn(arg, &sh);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
