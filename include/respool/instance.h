@@ -118,6 +118,46 @@ typedef struct rp_instance_stats {
 
 void rp_instance_get_stats(rp_instance_t *inst, rp_instance_stats_t *st);
 
+/* Cluster counters for INFO's Cluster section (all zero, enabled false, on a single instance). */
+#define RP_CLUSTER_LAT_BUCKETS 128
+typedef struct rp_cluster_stats {
+    bool enabled;
+    int self, members, connected;   /* this member's id; configured members; reachable now, self included */
+    uint64_t epoch;
+    /* cache fusion, as requester */
+    uint64_t local_hits;            /* acquisitions answered without a message (the master is here) */
+    uint64_t remote_2way;           /* grants from a remote master: content from the volume or our copy */
+    uint64_t remote_3way;           /* pages shipped by their owner on the master's word */
+    uint64_t x_transfers;           /* pages received in X from another member */
+    uint64_t waits, timeouts;       /* acquisitions that waited for a message; that gave up */
+    uint64_t lat_p50_us, lat_p99_us;/* acquisitions that needed a message */
+    uint64_t lat_count[RP_CLUSTER_LAT_BUCKETS]; /* histogram: bucket i counts latencies <= lat_bound_us[i] */
+    uint64_t lat_bound_us[RP_CLUSTER_LAT_BUCKETS];
+    /* cache fusion, as owner and holder */
+    uint64_t forwards_served, dirty_writes, invalidations_sent, invalidations_received, releases;
+    uint64_t bytes_out, bytes_in;
+    uint64_t locks_local, locks_remote;
+    /* this member's share of the directory */
+    uint64_t drc_entries, drc_bytes, drc_waiters, drc_requests;
+    /* free space */
+    uint64_t extents_owned, extent_claims;
+} rp_cluster_stats_t;
+
+void rp_instance_get_cluster_stats(rp_instance_t *inst, rp_cluster_stats_t *st);
+
+/* A page this instance holds in its buffer pool, with what it may do with it: the shadow information
+ * of a member (docs/cluster.md). mode is 'N' (a stale copy, unusable until the directory grants it
+ * again), 'S' or 'X' in a cluster; a single instance holds every page 'X'. */
+typedef struct rp_page_shadow {
+    uint64_t page;
+    char mode;
+    bool dirty;                     /* changed since it was last written to the volume */
+    uint64_t lsn;                   /* the page's LSN: the last change it carries */
+} rp_page_shadow_t;
+/* Calls fn for every page in the buffer pool (a snapshot per page, not of the whole pool); stops and
+ * returns fn's value if fn returns non-zero. */
+int rp_instance_foreach_page(rp_instance_t *inst, int (*fn)(void *arg, const rp_page_shadow_t *p), void *arg);
+
 #ifdef __cplusplus
 }
 #endif

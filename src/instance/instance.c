@@ -337,8 +337,12 @@ static int join_cluster(rp_instance_t *inst)
     memcpy(ncfg.uuid, rp_volume_sb(inst->volume)->cluster_uuid, 16);
     if ((rc = rp_net_create(&ncfg, &inst->net)) != 0)
         return rc;
+    int member_ids = 0; /* ids are small integers below DRC_MAX_MEMBERS */
+    for (int i = 0; i < cl->nmembers; i++)
+        member_ids = RP_MAX(member_ids, cl->members[i].id + 1);
     rp_dcs_config_t dcfg = {
         .self = inst->slot,
+        .members = member_ids,
         .net = inst->net,
         .drc = inst->drc,
         .map = &inst->map,
@@ -609,4 +613,78 @@ void rp_instance_get_stats(rp_instance_t *inst, rp_instance_stats_t *st)
     st->data_pages = rp_volume_sb(inst->volume)->data_pages;
     st->free_pages = rp_space_free_pages(inst);
     st->lsn = atomic_load(&inst->clock);
+}
+
+void rp_instance_get_cluster_stats(rp_instance_t *inst, rp_cluster_stats_t *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (!inst->dcs)
+        return;
+    const rp_cluster_config_t *cl = inst->cfg.cluster;
+    st->enabled = true;
+    st->self = inst->slot;
+    st->members = cl->nmembers;
+    for (int i = 0; i < cl->nmembers; i++)
+        st->connected += rp_net_connected(inst->net, cl->members[i].id);
+    st->epoch = atomic_load(&inst->epoch);
+
+    rp_dcs_stats_t ds;
+    rp_dcs_get_stats(inst->dcs, &ds);
+    st->local_hits = ds.local_hits;
+    st->remote_2way = ds.remote_2way;
+    st->remote_3way = ds.remote_3way;
+    st->x_transfers = ds.x_transfers;
+    st->waits = ds.waits;
+    st->timeouts = ds.timeouts;
+    st->lat_p50_us = ds.lat_p50_us;
+    st->lat_p99_us = ds.lat_p99_us;
+    _Static_assert(RP_CLUSTER_LAT_BUCKETS == RP_DCS_LAT_BUCKETS, "one histogram layout");
+    memcpy(st->lat_count, ds.lat_count, sizeof(st->lat_count));
+    memcpy(st->lat_bound_us, ds.lat_bound_us, sizeof(st->lat_bound_us));
+    st->forwards_served = ds.forwards_served;
+    st->dirty_writes = ds.dirty_writes;
+    st->invalidations_sent = ds.invalidations_sent;
+    st->invalidations_received = ds.invalidations_received;
+    st->releases = ds.releases;
+    st->bytes_out = ds.bytes_out;
+    st->bytes_in = ds.bytes_in;
+    st->locks_local = ds.locks_local;
+    st->locks_remote = ds.locks_remote;
+
+    drc_stats_t rs;
+    drc_stats(inst->drc, &rs);
+    st->drc_entries = rs.entries;
+    st->drc_bytes = rs.bytes;
+    st->drc_waiters = rs.waiters;
+    st->drc_requests = rs.requests;
+
+    rp_space_t *sp = &inst->space;
+    pthread_mutex_lock(&sp->lock);
+    for (uint64_t e = 0; e < sp->nextents; e++)
+        st->extents_owned += sp->owned[e] != 0;
+    st->extent_claims = sp->claims;
+    pthread_mutex_unlock(&sp->lock);
+}
+
+typedef struct shadow_walk {
+    bool cluster;
+    int (*fn)(void *arg, const rp_page_shadow_t *p);
+    void *arg;
+} shadow_walk_t;
+
+static int shadow_one(void *arg, const rp_buf_shadow_t *sh)
+{
+    shadow_walk_t *w = arg;
+    static const char modes[] = {'N', 'S', 'X'};
+    rp_page_shadow_t p = {.page = sh->page,
+                          .mode = w->cluster ? modes[sh->gmode <= DRC_X ? sh->gmode : DRC_N] : 'X',
+                          .dirty = sh->dirty,
+                          .lsn = sh->lsn};
+    return w->fn(w->arg, &p);
+}
+
+int rp_instance_foreach_page(rp_instance_t *inst, int (*fn)(void *arg, const rp_page_shadow_t *p), void *arg)
+{
+    shadow_walk_t w = {.cluster = inst->dcs != NULL, .fn = fn, .arg = arg};
+    return rp_buf_foreach_shadow(inst->pool, shadow_one, &w);
 }
