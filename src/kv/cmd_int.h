@@ -168,6 +168,8 @@ void kv_cmd_command_help(kv_cmd_ctx_t *ctx, kv_call_t *call);
 void kv_cmd_config_get(kv_cmd_ctx_t *ctx, kv_call_t *call);
 void kv_cmd_config_set(kv_cmd_ctx_t *ctx, kv_call_t *call);
 void kv_cmd_config_help(kv_cmd_ctx_t *ctx, kv_call_t *call);
+void kv_cmd_respool_pages(kv_cmd_ctx_t *ctx, kv_call_t *call);
+void kv_cmd_respool_help(kv_cmd_ctx_t *ctx, kv_call_t *call);
 
 /* respoold speaks the Redis 7.0 command set it implements; clients that check a version see this. */
 #define KV_REDIS_COMPAT_VERSION "7.0.0"

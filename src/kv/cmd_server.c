@@ -218,7 +218,8 @@ enum {
     SEC_CPU = 1 << 6,
     SEC_STORAGE = 1 << 7,
     SEC_KEYSPACE = 1 << 8,
-    SEC_ALL = (1 << 9) - 1,
+    SEC_CLUSTER = 1 << 9,
+    SEC_ALL = (1 << 10) - 1,
 };
 
 static const struct {
@@ -229,7 +230,7 @@ static const struct {
     {"memory", SEC_MEMORY},     {"persistence", SEC_PERSISTENCE},
     {"stats", SEC_STATS},       {"replication", SEC_REPLICATION},
     {"cpu", SEC_CPU},           {"storage", SEC_STORAGE},
-    {"keyspace", SEC_KEYSPACE},
+    {"keyspace", SEC_KEYSPACE}, {"cluster", SEC_CLUSTER},
 };
 
 static void human_bytes(char *buf, size_t size, uint64_t n)
@@ -412,6 +413,60 @@ static void info_storage(kv_resp_out_t *b, const rp_instance_stats_t *is, const 
     LINE("overflow_pages_written:%" PRIu64 "\r\n", ds->overflow_pages_written);
 }
 
+/* Cache fusion counters (docs/cluster.md, "INFO cluster"). A single instance reports cluster_enabled:0
+ * only, as Redis does outside cluster mode. */
+static void info_cluster(kv_resp_out_t *b, rp_instance_t *inst)
+{
+    LINE("# Cluster\r\n");
+    rp_cluster_stats_t cs;
+    if (inst)
+        rp_instance_get_cluster_stats(inst, &cs);
+    if (!inst || !cs.enabled) {
+        LINE("cluster_enabled:0\r\n");
+        return;
+    }
+    LINE("cluster_enabled:1\r\n");
+    LINE("cluster_instance_id:%d\r\n", cs.self);
+    LINE("cluster_members:%d\r\n", cs.members);
+    LINE("cluster_members_connected:%d\r\n", cs.connected);
+    LINE("cluster_epoch:%" PRIu64 "\r\n", cs.epoch);
+    LINE("fusion_local_hits:%" PRIu64 "\r\n", cs.local_hits);
+    LINE("fusion_remote_2way:%" PRIu64 "\r\n", cs.remote_2way);
+    LINE("fusion_remote_3way:%" PRIu64 "\r\n", cs.remote_3way);
+    LINE("fusion_x_transfers:%" PRIu64 "\r\n", cs.x_transfers);
+    LINE("fusion_dirty_writes:%" PRIu64 "\r\n", cs.dirty_writes);
+    LINE("fusion_forwards_served:%" PRIu64 "\r\n", cs.forwards_served);
+    LINE("fusion_invalidations_sent:%" PRIu64 "\r\n", cs.invalidations_sent);
+    LINE("fusion_invalidations_received:%" PRIu64 "\r\n", cs.invalidations_received);
+    LINE("fusion_releases:%" PRIu64 "\r\n", cs.releases);
+    LINE("fusion_bytes_out:%" PRIu64 "\r\n", cs.bytes_out);
+    LINE("fusion_bytes_in:%" PRIu64 "\r\n", cs.bytes_in);
+    LINE("fusion_waits:%" PRIu64 "\r\n", cs.waits);
+    LINE("fusion_timeouts:%" PRIu64 "\r\n", cs.timeouts);
+    LINE("fusion_latency_p50_us:%" PRIu64 "\r\n", cs.lat_p50_us);
+    LINE("fusion_latency_p99_us:%" PRIu64 "\r\n", cs.lat_p99_us);
+    /* the histogram's non-empty buckets, "upper bound in us=count", like Redis' latency_percentiles */
+    LINE("fusion_latency_histogram_us:");
+    bool any = false;
+    for (int i = 0; i < RP_CLUSTER_LAT_BUCKETS; i++) {
+        if (!cs.lat_count[i])
+            continue;
+        LINE("%sle_%" PRIu64 "=%" PRIu64, any ? "," : "", cs.lat_bound_us[i], cs.lat_count[i]);
+        any = true;
+    }
+    LINE("\r\n");
+    LINE("named_locks_local:%" PRIu64 "\r\n", cs.locks_local);
+    LINE("named_locks_remote:%" PRIu64 "\r\n", cs.locks_remote);
+    LINE("directory_entries:%" PRIu64 "\r\n", cs.drc_entries);
+    LINE("directory_bytes:%" PRIu64 "\r\n", cs.drc_bytes);
+    LINE("directory_bytes_per_entry:%.1f\r\n",
+         cs.drc_entries ? (double)cs.drc_bytes / (double)cs.drc_entries : 0.0);
+    LINE("directory_waiters:%" PRIu64 "\r\n", cs.drc_waiters);
+    LINE("directory_requests:%" PRIu64 "\r\n", cs.drc_requests);
+    LINE("extents_owned:%" PRIu64 "\r\n", cs.extents_owned);
+    LINE("extent_claims:%" PRIu64 "\r\n", cs.extent_claims);
+}
+
 void kv_cmd_info(kv_cmd_ctx_t *ctx, kv_call_t *call)
 {
     int want = 0;
@@ -486,6 +541,10 @@ void kv_cmd_info(kv_cmd_ctx_t *ctx, kv_call_t *call)
     if (want & SEC_STORAGE) {
         section_gap(b, &first);
         info_storage(b, isp, &ds);
+    }
+    if (want & SEC_CLUSTER) {
+        section_gap(b, &first);
+        info_cluster(b, ctx->cmds->inst);
     }
     if (want & SEC_KEYSPACE) {
         section_gap(b, &first);
@@ -928,6 +987,67 @@ void kv_cmd_config_help(kv_cmd_ctx_t *ctx, kv_call_t *call)
         "    Return parameters matching the glob-like <pattern> and their values.",
         "SET <directive> <value>",
         "    Not supported: settings are read at start (configuration file or command line).",
+        "HELP",
+        "    Print this help.",
+        NULL,
+    };
+    reply_help(call, lines);
+}
+
+/* ---- RESPOOL ------------------------------------------------------------------------------------ */
+
+typedef struct page_list {
+    rp_page_shadow_t *v;
+    size_t n, cap;
+} page_list_t;
+
+static int collect_page(void *arg, const rp_page_shadow_t *p)
+{
+    page_list_t *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 1024;
+        rp_page_shadow_t *v = realloc(l->v, cap * sizeof(*v));
+        if (!v)
+            return RP_ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *p;
+    return 0;
+}
+
+/* RESPOOL PAGES: the shadow information of this instance, one line per page held in the buffer pool
+ * (respoolctl stats --pages). */
+void kv_cmd_respool_pages(kv_cmd_ctx_t *ctx, kv_call_t *call)
+{
+    if (!ctx->cmds->inst) {
+        kv_reply_error(call->out, "ERR RESPOOL PAGES needs a storage instance (this server has none)");
+        return;
+    }
+    page_list_t l = {0};
+    if (rp_instance_foreach_page(ctx->cmds->inst, collect_page, &l) != 0) {
+        free(l.v);
+        kv_reply_error(call->out, "ERR out of memory listing the buffer pool's pages");
+        return;
+    }
+    /* one line per page, like CLIENT LIST: "page=<id> mode=<N|S|X> dirty=<0|1> lsn=<lsn>" */
+    kv_resp_out_t *b = &ctx->scratch;
+    b->len = 0;
+    for (size_t i = 0; i < l.n; i++)
+        LINE("page=%" PRIu64 " mode=%c dirty=%d lsn=%" PRIu64 "\n", l.v[i].page, l.v[i].mode, l.v[i].dirty,
+             l.v[i].lsn);
+    free(l.v);
+    kv_reply_bulk(call->out, b->data, b->len);
+    b->len = 0;
+}
+
+void kv_cmd_respool_help(kv_cmd_ctx_t *ctx, kv_call_t *call)
+{
+    (void)ctx;
+    static const char *const lines[] = {
+        "RESPOOL <subcommand>. Subcommands are:",
+        "PAGES",
+        "    Every page in this instance's buffer pool, one line each: page, mode (N/S/X), dirty, LSN.",
         "HELP",
         "    Print this help.",
         NULL,

@@ -80,6 +80,12 @@ static const kv_command_t config_subs[] = {
     {0},
 };
 
+static const kv_command_t respool_subs[] = {
+    {"respool|pages", 2, ADMIN | LOADING | STALE, 0, 0, 0, "@admin @slow", kv_cmd_respool_pages, NULL},
+    {"respool|help", 2, LOADING | STALE, 0, 0, 0, "@slow", kv_cmd_respool_help, NULL},
+    {0},
+};
+
 const kv_command_t kv_command_table[] = {
     /* strings */
     {"get", 2, RO | FAST, 1, 1, 1, "@read @string @fast", kv_cmd_get, NULL},
@@ -120,6 +126,7 @@ const kv_command_t kv_command_table[] = {
     {"command", -1, LOADING | STALE | SENTINEL, 0, 0, 0, "@slow @connection", kv_cmd_command_all,
      command_subs},
     {"config", -2, 0, 0, 0, 0, "@slow", NULL, config_subs},
+    {"respool", -2, 0, 0, 0, 0, "@slow", NULL, respool_subs},
     {0},
 };
 
@@ -317,6 +324,8 @@ void kv_reply_store_error(kv_call_t *call, int rc)
     case RP_ETIMEDOUT:
     case RP_EAGAIN:
     case RP_EBUSY:
+    case RP_ECONNREFUSED: /* a member this command needs is unreachable (cache fusion) */
+    case RP_ECLOSED:
         kv_reply_errorf(call->out, "TRYAGAIN %s; the command changed nothing, retry it", msg);
         break;
     case RP_ENOSPC:
