@@ -14,6 +14,7 @@
  *   ctl_member_launch()     start a member's respoold, detached (setsid), log to DATADIR/respoold.log
  *   ctl_member_ping()       connect and PING, with a deadline
  *   ctl_member_info()       INFO <section> as text
+ *   ctl_member_text()       any command whose reply is one bulk string (RESPOOL PAGES)
  *   ctl_log_path()          DATADIR/respoold.log
  *   ctl_log_tail()          the last lines of a log from an offset, prefixed
  */
@@ -62,6 +63,8 @@ int ctl_member_launch(const ctl_launch_t *l, const rp_cluster_member_t *m, pid_t
  * answering) with a report. */
 int ctl_member_ping(const rp_cluster_member_t *m, int timeout_ms, double *ms, char *answer, size_t size);
 /* INFO `section` as a malloc'ed NUL-terminated text (caller frees), or NULL with a report. */
+/* Sends argv to the member and returns its bulk-string reply (malloc'ed), or NULL with a report. */
+char *ctl_member_text(const rp_cluster_member_t *m, int argc, const char *const *argv, int timeout_ms);
 char *ctl_member_info(const rp_cluster_member_t *m, const char *section, int timeout_ms);
 
 void ctl_log_path(const rp_cluster_member_t *m, char *buf, size_t size);

@@ -236,21 +236,20 @@ int ctl_member_ping(const rp_cluster_member_t *m, int timeout_ms, double *ms, ch
     return rc;
 }
 
-char *ctl_member_info(const rp_cluster_member_t *m, const char *section, int timeout_ms)
+char *ctl_member_text(const rp_cluster_member_t *m, int argc, const char *const *argv, int timeout_ms)
 {
     ctl_resp_conn_t *c;
     if (ctl_resp_connect(m->host, m->port, timeout_ms, &c) != 0)
         return NULL;
-    const char *const info[] = {"INFO", section};
     ctl_resp_reply_t r;
     char *text = NULL;
-    if (ctl_resp_command(c, 2, info, timeout_ms, &r) == 0) {
+    if (ctl_resp_command(c, argc, argv, timeout_ms, &r) == 0) {
         if (r.type == CTL_RESP_BULK) {
             text = rp_xmalloc(r.len + 1);
             memcpy(text, r.str, r.len);
             text[r.len] = '\0';
         } else {
-            rp_error(RP_EPROTO, "instance %d answered INFO with %s", m->id,
+            rp_error(RP_EPROTO, "instance %d answered %s with %s", m->id, argv[0],
                      r.type == CTL_RESP_ERROR ? "an error" : "an unexpected reply");
             if (r.type == CTL_RESP_ERROR)
                 rp_error_detail("%.*s", (int)RP_MIN(r.len, 500), r.str);
@@ -258,6 +257,12 @@ char *ctl_member_info(const rp_cluster_member_t *m, const char *section, int tim
     }
     ctl_resp_close(c);
     return text;
+}
+
+char *ctl_member_info(const rp_cluster_member_t *m, const char *section, int timeout_ms)
+{
+    const char *const info[] = {"INFO", section};
+    return ctl_member_text(m, 2, info, timeout_ms);
 }
 
 void ctl_log_tail(const char *path, off_t from, int lines, const char *prefix, FILE *out)

@@ -40,5 +40,6 @@ int ctl_cluster_init(int argc, char **argv);
 int ctl_cluster_start(int argc, char **argv);
 int ctl_cluster_stop(int argc, char **argv);
 int ctl_cluster_status(int argc, char **argv);
+int ctl_stats(int argc, char **argv);
 
 #endif

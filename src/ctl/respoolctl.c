@@ -3,6 +3,7 @@
  *
  *   respoolctl volume init|check ...   create or verify a shared volume (volume.c)
  *   respoolctl cluster init|start|stop|status ...   create a cluster, run its local members (cluster.c)
+ *   respoolctl stats ...               per member counters and pages (stats.c)
  *   respoolctl check ...               host preflight (check.c)
  *   respoolctl ipc ...                 the IPC doctor for PostgreSQL/openGauss hosts (ipc*.c)
  *
@@ -31,6 +32,7 @@ static const ctl_command_t commands[] = {
     {"cluster", "start", ctl_cluster_start, "start the members on this host (--foreground: attached, Ctrl-C stops)"},
     {"cluster", "stop", ctl_cluster_stop, "stop the members on this host cleanly"},
     {"cluster", "status", ctl_cluster_status, "per member: process, PING, INFO cluster (--json)"},
+    {NULL, "stats", ctl_stats, "per member: cache fusion counters, or its pages with --pages (shadow information)"},
     {NULL, "check", ctl_check, "host preflight: RemoveIPC, overcommit, huge pages, SysV limits, containers"},
     {NULL, "ipc", ctl_ipc, "IPC doctor: list, attribute, explain and safely repair SysV/POSIX shared memory"},
 };

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# respoolctl_cluster.sh - `respoolctl cluster init|start|stop|status` and `respoold --cluster-config`
+# respoolctl_cluster.sh - `respoolctl cluster init|start|stop|status`, `respoolctl stats`, INFO cluster and
+# `respoold --cluster-config`
 # against real processes, including what goes wrong: refusing to overwrite, a member that fails to
 # start or never answers, a member killed -9 (stale lock file), --foreground stopped by a signal and
 # killed outright (its members must not outlive it), members of another host.
@@ -129,6 +130,40 @@ run 0 "$RESPOOLCTL" cluster status --config "$conf" --json
     fail "status --json: not 3 running and answering PONG"
 pid1=$(jq '.members[1].pid' "$dir/out")
 [[ $(head -1 "$dir/c/data1/respool.lock") == "$pid1" ]] || fail "status' pid is not the lock file's"
+
+# ---- INFO cluster, respoolctl stats [--pages] ----------------------------------------------------
+for i in 0 1 2; do
+    [[ $(redis-cli -p $((base + i)) set "stats-key-$i" "v$i") == OK ]] || fail "SET through member $i failed"
+done
+[[ $(redis-cli -p "$base" get stats-key-2) == v2 ]] || fail "member 0 does not read member 2's write"
+redis-cli -p $((base + 1)) info cluster | tr -d '\r' >"$dir/info"
+grep -q "^cluster_enabled:1$" "$dir/info" || fail "INFO cluster lacks cluster_enabled:1: $(cat "$dir/info")"
+grep -q "^cluster_members_connected:3$" "$dir/info" || fail "INFO cluster: not 3 members connected"
+for f in fusion_local_hits fusion_remote_2way fusion_remote_3way fusion_x_transfers fusion_invalidations_sent \
+    fusion_bytes_in fusion_waits fusion_timeouts fusion_latency_p50_us fusion_latency_p99_us \
+    directory_entries directory_bytes extents_owned; do
+    grep -Eq "^$f:[0-9.]+$" "$dir/info" || fail "INFO cluster lacks a number for $f"
+done
+# three members wrote and read each other's pages: someone received a page over the wire
+moved=0
+for i in 0 1 2; do
+    n=$(redis-cli -p $((base + i)) info cluster | tr -d '\r' | sed -n 's/^fusion_bytes_in://p')
+    moved=$((moved + n))
+done
+((moved > 0)) || fail "no cache-fusion bytes moved between the members"
+run 0 "$RESPOOLCTL" stats --config "$conf"
+[[ $(count out "^instance [012] ") -eq 3 ]] || fail "stats did not report 3 members"
+has out "fusion_x_transfers:"
+run 0 "$RESPOOLCTL" stats --config "$conf" --pages --instance 2
+# member 2 holds the leaf it wrote last in X or S (or N if another member took it since), dirty or not
+grep -Eq "^2 +[0-9]+ +[NSX] +(yes|no) +[0-9]+$" "$dir/out" || fail "stats --pages lists no page of member 2"
+grep -Eq "^2 +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ [0-9]+$" "$dir/out" || fail "stats --pages lacks member 2's summary"
+[[ $(grep -Ec "^[01] " "$dir/out") -eq 0 ]] || fail "stats --pages --instance 2 listed other members"
+[[ $(redis-cli -p "$base" respool pages | head -1) =~ ^page=[0-9]+\ mode=[NSX]\ dirty=[01]\ lsn=[0-9]+$ ]] ||
+    fail "RESPOOL PAGES does not answer page=... mode=... dirty=... lsn=... lines"
+run 64 "$RESPOOLCTL" stats --config "$conf" --instance 9
+run 64 "$RESPOOLCTL" stats
+has err "no --config given"
 
 # ---- stop one, start one ------------------------------------------------------------------------
 run 0 "$RESPOOLCTL" cluster stop --config "$conf" --instance 1
