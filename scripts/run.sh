@@ -2,13 +2,11 @@
 # scripts/run.sh BUILD_DIR - `make run`: create a volume under ./var on first use and run respool in the
 # foreground. Ctrl-C stops it cleanly (final checkpoint); running it again finds every key.
 #
-# Two paths; RESPOOL_CLUSTER selects one:
-#   (unset, 0)  one respoold on var/volume (today's default)
-#   1           three instances on one volume: `respoolctl cluster init --instances 3 --dir var` the
-#               first time, then `respoolctl cluster start --config var/cluster.conf --foreground`, which
-#               prints the members' log lines prefixed with their id and stops them all on Ctrl-C.
-#               The lead makes this the default once cache fusion lands (until then the three
-#               instances do not coordinate: write through one of them only).
+# Three instances on one volume by default: `respoolctl cluster init --instances 3 --dir var` the first
+# time, then `respoolctl cluster start --config var/cluster.conf --foreground`, which prints the members'
+# log lines prefixed with their id and stops them all on Ctrl-C. Any instance serves any key (cache
+# fusion). RESPOOL_INSTANCES=1 runs one respoold on var/volume instead; a var/ made that way (a volume
+# and no cluster.conf) keeps running as one instance: nothing is converted or deleted for you.
 set -euo pipefail
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,22 +16,34 @@ port=${RESPOOL_PORT:-6380}
 ctl="$build/src/ctl/respoolctl"
 mkdir -p "$var"
 
-if [[ ${RESPOOL_CLUSTER:-0} == 1 ]]; then
-    conf="$var/cluster.conf"
+conf="$var/cluster.conf"
+instances=${RESPOOL_INSTANCES:-3}
+if ! [[ $instances =~ ^[0-9]+$ ]] || ((instances < 1 || instances > 16)); then
+    echo "run.sh: RESPOOL_INSTANCES=$instances: give 1 to 16" >&2
+    exit 1
+fi
+if [[ $instances == 1 && -e $conf ]]; then
+    echo "run.sh: var/ holds a cluster ($conf): its members run together." >&2
+    echo "hint: run \`make run\` without RESPOOL_INSTANCES=1, or move var/ away for a single instance." >&2
+    exit 1
+fi
+if [[ $instances != 1 && ! -e $conf && -e $volume ]]; then
+    echo "run.sh: $volume was made by a single-instance \`make run\` (there is no $conf): running it as one instance." >&2
+    echo "hint: move var/ away to start a three-instance cluster there; nothing is converted or deleted for you." >&2
+    instances=1
+fi
+
+if [[ $instances != 1 ]]; then
     if [[ ! -e $conf ]]; then
-        if [[ -e $volume ]]; then
-            echo "run.sh: $volume exists but $conf does not: it is the volume of the single-instance \`make run\`." >&2
-            echo "hint: move var/ away (or remove it) to create a three-instance cluster there; nothing is deleted for you." >&2
-            exit 1
-        fi
-        "$ctl" cluster init --instances 3 --dir "$var" --base-port "$port" --cluster-base-port $((port + 10000)) \
+        "$ctl" cluster init --instances "$instances" --dir "$var" --base-port "$port" --cluster-base-port $((port + 10000)) \
             --size "${RESPOOL_VOLUME_SIZE:-2G}" --wal-size 64M --name make-run
     fi
     cat <<MSG
 
-  respool is starting: three instances on $volume ($conf)
-  connect with:   redis-cli -p $port   (instances 1 and 2: -p $((port + 1)), -p $((port + 2)))
+  respool is starting: $instances instances on one volume, $volume ($conf)
+  connect with:   redis-cli -p $port   (instance i: -p $port + i; any instance serves any key)
   status:         $ctl cluster status --config $conf
+  counters:       redis-cli -p $port info cluster;  $ctl stats --config $conf [--pages]
   stop with:      Ctrl-C (a clean shutdown of every instance; data stays in ./var)
 
 MSG
