@@ -463,10 +463,14 @@ void cl_stop(cl_cluster_t *c)
      * for it, so that no respoold of this test is listed anywhere (scripts/test.sh looks) when it ends. */
     if (!cl_wait_reaped(c->pid, c->n, 15000))
         cl_fail(c, "exited members of %s were not reaped by init within 15 s", c->dir);
-    nftw(c->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    struct stat st;
-    if (stat(c->dir, &st) == 0)
-        cl_fail(NULL, "could not remove %s", c->dir);
+    if (getenv("RP_CLUSTER_KEEP")) {
+        fprintf(stderr, "harness: kept %s (RP_CLUSTER_KEEP)\n", c->dir);
+    } else {
+        nftw(c->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        struct stat st;
+        if (stat(c->dir, &st) == 0)
+            cl_fail(NULL, "could not remove %s", c->dir);
+    }
     guardian_release(c);
     c->stopped = true;
 }
