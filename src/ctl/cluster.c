@@ -40,7 +40,7 @@
 
 /* ---- shared ------------------------------------------------------------------------------------- */
 
-static rp_cluster_config_t *load_config(const char *path)
+rp_cluster_config_t *ctl_load_cluster_config(const char *path)
 {
     rp_cluster_config_t *cfg = rp_xmalloc(sizeof(*cfg));
     if (rp_cluster_config_load(path, cfg) != 0) {
@@ -88,7 +88,7 @@ static const char *state_text(const ctl_member_state_t *st, char *buf, size_t si
 }
 
 /* --instance N, repeatable: a set of ids (bit N), 0 meaning every member. */
-static bool add_instance(const char *text, uint64_t *only)
+bool ctl_add_instance(const char *text, uint64_t *only)
 {
     int64_t id;
     if (!parse_int_opt(text, 0, RP_VOLUME_MAX_INSTANCES - 1, &id))
@@ -97,13 +97,13 @@ static bool add_instance(const char *text, uint64_t *only)
     return true;
 }
 
-static bool selected(const rp_cluster_member_t *m, uint64_t only)
+bool ctl_selected(const rp_cluster_member_t *m, uint64_t only)
 {
     return only == 0 || (only >> m->id) & 1;
 }
 
 /* Every id of the selection is a member; prints the error and returns false otherwise. */
-static bool selection_valid(const rp_cluster_config_t *cfg, uint64_t only)
+bool ctl_selection_valid(const rp_cluster_config_t *cfg, uint64_t only)
 {
     for (int id = 0; id < RP_VOLUME_MAX_INSTANCES; id++)
         if ((only >> id) & 1 && !rp_cluster_member(cfg, id)) {
@@ -312,7 +312,7 @@ int ctl_cluster_init(int argc, char **argv)
         goto out;
     }
     /* Read back what was written, with the reader every member uses. */
-    rp_cluster_config_t *check = load_config(conf);
+    rp_cluster_config_t *check = ctl_load_cluster_config(conf);
     if (!check)
         goto out;
     free(check);
@@ -588,7 +588,7 @@ int ctl_cluster_start(int argc, char **argv)
                                        c == 't' ? "timeout" : "stop-timeout", optarg);
             break;
         case 'i':
-            if (!add_instance(optarg, &only))
+            if (!ctl_add_instance(optarg, &only))
                 return ctl_usage_error("Give an instance id from 0 to 63.", "invalid --instance \"%s\"", optarg);
             break;
         case 'h':
@@ -606,10 +606,10 @@ int ctl_cluster_start(int argc, char **argv)
     if (!config)
         return ctl_usage_error("Pass --config FILE (written by `respoolctl cluster init`).", "no --config given");
 
-    rp_cluster_config_t *cfg = load_config(config);
+    rp_cluster_config_t *cfg = ctl_load_cluster_config(config);
     if (!cfg)
         return CTL_EXIT_FAILED;
-    if (!selection_valid(cfg, only)) {
+    if (!ctl_selection_valid(cfg, only)) {
         free(cfg);
         return CTL_EXIT_USAGE;
     }
@@ -645,7 +645,7 @@ int ctl_cluster_start(int argc, char **argv)
         run_t *r = &runs[i];
         r->m = &cfg->members[i];
         ctl_log_path(r->m, r->log, sizeof(r->log));
-        if (!selected(r->m, only)) {
+        if (!ctl_selected(r->m, only)) {
             r->state = R_SKIP;
             continue;
         }
@@ -828,7 +828,7 @@ int ctl_cluster_stop(int argc, char **argv)
                 return ctl_usage_error("Give a number of seconds.", "invalid --timeout \"%s\"", optarg);
             break;
         case 'i':
-            if (!add_instance(optarg, &only))
+            if (!ctl_add_instance(optarg, &only))
                 return ctl_usage_error("Give an instance id from 0 to 63.", "invalid --instance \"%s\"", optarg);
             break;
         case 'h':
@@ -843,10 +843,10 @@ int ctl_cluster_stop(int argc, char **argv)
         return ctl_usage_error("Run `respoolctl cluster stop --help`.", "unexpected argument \"%s\"", argv[optind]);
     if (!config)
         return ctl_usage_error("Pass --config FILE.", "no --config given");
-    rp_cluster_config_t *cfg = load_config(config);
+    rp_cluster_config_t *cfg = ctl_load_cluster_config(config);
     if (!cfg)
         return CTL_EXIT_FAILED;
-    if (!selection_valid(cfg, only)) {
+    if (!ctl_selection_valid(cfg, only)) {
         free(cfg);
         return CTL_EXIT_USAGE;
     }
@@ -856,7 +856,7 @@ int ctl_cluster_stop(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         run_t *r = &runs[i];
         r->m = &cfg->members[i];
-        if (!selected(r->m, only)) {
+        if (!ctl_selected(r->m, only)) {
             r->state = R_SKIP;
             continue;
         }
@@ -971,7 +971,7 @@ int ctl_cluster_status(int argc, char **argv)
                 return ctl_usage_error("Give milliseconds, e.g. 1000.", "invalid --timeout-ms \"%s\"", optarg);
             break;
         case 'i':
-            if (!add_instance(optarg, &only))
+            if (!ctl_add_instance(optarg, &only))
                 return ctl_usage_error("Give an instance id from 0 to 63.", "invalid --instance \"%s\"", optarg);
             break;
         case 'h':
@@ -986,10 +986,10 @@ int ctl_cluster_status(int argc, char **argv)
         return ctl_usage_error("Run `respoolctl cluster status --help`.", "unexpected argument \"%s\"", argv[optind]);
     if (!config)
         return ctl_usage_error("Pass --config FILE.", "no --config given");
-    rp_cluster_config_t *cfg = load_config(config);
+    rp_cluster_config_t *cfg = ctl_load_cluster_config(config);
     if (!cfg)
         return CTL_EXIT_FAILED;
-    if (!selection_valid(cfg, only)) {
+    if (!ctl_selection_valid(cfg, only)) {
         free(cfg);
         return CTL_EXIT_USAGE;
     }
@@ -1004,7 +1004,7 @@ int ctl_cluster_status(int argc, char **argv)
     char *infos[RP_VOLUME_MAX_INSTANCES] = {0};
     for (int i = 0; i < cfg->nmembers; i++) {
         const rp_cluster_member_t *m = &cfg->members[i];
-        if (!selected(m, only))
+        if (!ctl_selected(m, only))
             continue;
         nselected++;
         bool local = rp_cluster_member_is_local(m);

@@ -24,6 +24,7 @@
 #include "respool/cluster.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -63,6 +64,15 @@ int ctl_member_launch(const ctl_launch_t *l, const rp_cluster_member_t *m, pid_t
  * answering) with a report. */
 int ctl_member_ping(const rp_cluster_member_t *m, int timeout_ms, double *ms, char *answer, size_t size);
 /* INFO `section` as a malloc'ed NUL-terminated text (caller frees), or NULL with a report. */
+/* Shared by the commands that take --config and --instance (cluster.c): the configuration loaded, or
+ * NULL with the report printed; --instance N added to the selection bitmap (false if N is not 0..63);
+ * whether a member is selected (an empty selection selects all); every selected id is a member (else
+ * prints the error). */
+rp_cluster_config_t *ctl_load_cluster_config(const char *path);
+bool ctl_add_instance(const char *text, uint64_t *only);
+bool ctl_selected(const rp_cluster_member_t *m, uint64_t only);
+bool ctl_selection_valid(const rp_cluster_config_t *cfg, uint64_t only);
+
 /* Sends argv to the member and returns its bulk-string reply (malloc'ed), or NULL with a report. */
 char *ctl_member_text(const rp_cluster_member_t *m, int argc, const char *const *argv, int timeout_ms);
 char *ctl_member_info(const rp_cluster_member_t *m, const char *section, int timeout_ms);

@@ -96,14 +96,10 @@ int ctl_stats(int argc, char **argv)
                 return ctl_usage_error("Give milliseconds, 1 to 600000.", "invalid --timeout-ms \"%s\"", optarg);
             break;
         }
-        case 'i': {
-            char *end;
-            long id = strtol(optarg, &end, 10);
-            if (*end || !*optarg || id < 0 || id >= RP_VOLUME_MAX_INSTANCES)
+        case 'i':
+            if (!ctl_add_instance(optarg, &only))
                 return ctl_usage_error("Give an instance id from 0 to 63.", "invalid --instance \"%s\"", optarg);
-            only |= 1ULL << id;
             break;
-        }
         case 'h':
             stats_usage(stdout);
             return CTL_EXIT_OK;
@@ -116,18 +112,13 @@ int ctl_stats(int argc, char **argv)
         return ctl_usage_error("Run `respoolctl stats --help`.", "unexpected argument \"%s\"", argv[optind]);
     if (!config)
         return ctl_usage_error("Pass --config FILE (the cluster configuration).", "no --config given");
-    rp_cluster_config_t *cfg = rp_xmalloc(sizeof(*cfg));
-    if (rp_cluster_config_load(config, cfg) != 0) {
-        ctl_print_report();
-        free(cfg);
+    rp_cluster_config_t *cfg = ctl_load_cluster_config(config);
+    if (!cfg)
         return CTL_EXIT_FAILED;
+    if (!ctl_selection_valid(cfg, only)) {
+        free(cfg);
+        return CTL_EXIT_USAGE;
     }
-    for (int id = 0; id < RP_VOLUME_MAX_INSTANCES; id++)
-        if ((only >> id) & 1 && !rp_cluster_member(cfg, id)) {
-            fprintf(stderr, "respoolctl: error: instance %d is not a member of \"%s\"\n", id, cfg->path);
-            free(cfg);
-            return CTL_EXIT_USAGE;
-        }
 
     int selected = 0, answered = 0;
     page_summary_t sums[RP_VOLUME_MAX_INSTANCES];
@@ -136,7 +127,7 @@ int ctl_stats(int argc, char **argv)
         printf("%-8s %-12s %-4s %-5s %s\n", "instance", "page", "mode", "dirty", "lsn");
     for (int i = 0; i < cfg->nmembers; i++) {
         const rp_cluster_member_t *m = &cfg->members[i];
-        if (only && !((only >> m->id) & 1))
+        if (!ctl_selected(m, only))
             continue;
         selected++;
         char *text;
