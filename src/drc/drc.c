@@ -50,6 +50,7 @@ typedef struct entry {
     uint8_t mode;           /* N, S, X: the strongest mode granted */
     uint8_t state;
     uint8_t cur_requester, cur_mode;
+    bool owner_gone;        /* the owner dropped its copy during the transfer (it stays its target) */
 } entry_t;
 
 _Static_assert(sizeof(entry_t) <= 64, "a directory entry fits the 64-byte budget");
@@ -494,12 +495,15 @@ void drc_done(drc_t *d, drc_res_t res, int requester, uint64_t seq, drc_actions_
             e->owner = r;
             e->mode = DRC_X;
         } else {
-            /* the owner kept its copy, now in S */
+            /* the owner kept its copy, now in S (unless it dropped it meanwhile) */
             e->copies |= bit(r);
+            if (e->owner_gone)
+                e->owner = DRC_NONE;
             if (e->owner != DRC_NONE)
                 e->copies |= bit(e->owner);
             e->mode = DRC_S;
         }
+        e->owner_gone = false;
         e->state = ST_IDLE;
         serve_queue(d, e, out);
         assert(entry_check(e));
@@ -511,8 +515,15 @@ void drc_done(drc_t *d, drc_res_t res, int requester, uint64_t seq, drc_actions_
 static void acked(drc_t *d, entry_t *e, int holder, drc_actions_t *out)
 {
     e->copies &= ~bit(holder);
-    if (e->owner == holder)
-        e->owner = DRC_NONE;
+    /* During a transfer the owner stays the forward's target even once it dropped its copy: it answers
+     * the forward with "read the volume", and a forward that was lost is sent to it again
+     * (drc_foreach_busy). DONE then settles the owner. */
+    if (e->owner == holder) {
+        if (e->state == ST_WAIT_DONE)
+            e->owner_gone = true;
+        else
+            e->owner = DRC_NONE;
+    }
     if (e->state == ST_WAIT_ACKS && (e->awaiting & bit(holder))) {
         e->awaiting &= ~bit(holder);
         if (!e->awaiting) {
@@ -589,4 +600,31 @@ bool drc_entry_view(drc_t *d, drc_res_t res, drc_entry_view_t *v)
     }
     pthread_mutex_unlock(&pt->lock);
     return e != NULL;
+}
+
+void drc_foreach_busy(drc_t *d, void (*fn)(void *arg, const drc_action_t *a), void *arg)
+{
+    for (uint32_t p = 0; p < d->partitions; p++) {
+        partition_t *pt = &d->parts[p];
+        pthread_mutex_lock(&pt->lock);
+        for (uint32_t b = 0; b < pt->nbuckets; b++)
+            for (entry_t *e = pt->buckets[b]; e; e = e->next) {
+                if (e->state == ST_IDLE)
+                    continue;
+                drc_actions_t one = {0};
+                if (e->state == ST_WAIT_DONE) {
+                    emit(&one, DRC_ACT_FORWARD, e->owner, e, e->cur_mode, DRC_FROM_OWNER, e->cur_requester,
+                         e->cur_req_id);
+                    fn(arg, &one.a[0]);
+                    continue;
+                }
+                for (int m = 0; m < DRC_MAX_MEMBERS; m++)
+                    if (e->awaiting & bit(m)) {
+                        one.n = 0;
+                        emit(&one, DRC_ACT_INVALIDATE, (uint8_t)m, e, DRC_N, 0, e->cur_requester, e->cur_req_id);
+                        fn(arg, &one.a[0]);
+                    }
+            }
+        pthread_mutex_unlock(&pt->lock);
+    }
 }

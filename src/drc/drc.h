@@ -15,6 +15,7 @@
  *   drc_map_master()                      who masters a resource
  *   drc_create(), drc_destroy()           a master's directory
  *   drc_request(), drc_done(), drc_ack(), drc_release()   the master's inputs
+ *   drc_foreach_busy()                    what to send again when a message may have been lost
  *   drc_stats()                           entries, waiters, memory
  */
 #ifndef RP_DRC_H
@@ -116,6 +117,12 @@ void drc_done(drc_t *d, drc_res_t res, int requester, uint64_t seq, drc_actions_
 void drc_ack(drc_t *d, drc_res_t res, int holder, uint64_t seq, drc_actions_t *out);
 /* A holder dropped its copy on its own (eviction); a dirty X copy was written to the volume first. */
 void drc_release(drc_t *d, drc_res_t res, int holder, drc_actions_t *out);
+
+/* The messages that started every transfer and invalidation still in progress (a FORWARD to the owner
+ * for an entry waiting for DONE, an INVALIDATE to each holder whose ACK is outstanding), for a caller
+ * that suspects one was lost and sends it again: every one of them is safe to receive twice. fn runs
+ * under a partition's lock and must only copy what it is given. */
+void drc_foreach_busy(drc_t *d, void (*fn)(void *arg, const drc_action_t *a), void *arg);
 
 typedef struct drc_stats {
     uint64_t entries, waiters, bytes;     /* now */

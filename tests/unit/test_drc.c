@@ -1,5 +1,6 @@
 /*
- * test_drc.c - the directory: partition maps and plans, every transition of an entry, FIFO fairness
+ * test_drc.c - the directory: partition maps and plans, every transition of an entry, what is sent again
+ * after a loss, FIFO fairness, memory per cached page
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -200,6 +201,61 @@ static void test_entry_transitions(void **state)
     drc_destroy(d);
 }
 
+static void collect(void *arg, const drc_action_t *a)
+{
+    drc_actions_t *all = arg;
+    assert_true(all->n < DRC_MAX_ACTIONS);
+    all->a[all->n++] = *a;
+}
+
+/* What drc_foreach_busy lists is exactly what started each transfer still in progress, so that a
+ * resender can send it again; a transfer that completed is not listed. */
+static void test_busy_entries_list_their_messages(void **state)
+{
+    (void)state;
+    drc_t *d;
+    assert_int_equal(drc_create(0, 64, &d), 0);
+    drc_actions_t a, busy = {0};
+    drc_res_t P = drc_res_page(7), Q = drc_res_page(8);
+    drc_request(d, P, 1, DRC_S, 1, true, &a);
+    drc_request(d, P, 2, DRC_S, 2, true, &a);
+    drc_request(d, P, 0, DRC_X, 3, true, &a);          /* invalidates 1 and 2 */
+    assert_int_equal(a.n, 2);
+    drc_request(d, Q, 1, DRC_X, 4, true, &a);          /* granted: 1 owns Q */
+    drc_request(d, Q, 2, DRC_S, 5, true, &a);          /* forward from 1 */
+    const drc_action_t *fw = find_action(&a, DRC_ACT_FORWARD, 1);
+    assert_non_null(fw);
+    drc_action_t forward = *fw;
+    drc_foreach_busy(d, collect, &busy);
+    assert_int_equal(busy.n, 3);
+    const drc_action_t *again = find_action(&busy, DRC_ACT_FORWARD, 1);
+    assert_non_null(again);
+    assert_true(again->res == Q && again->seq == forward.seq && again->req_id == 5 && again->requester == 2 &&
+                again->mode == DRC_S);
+    assert_non_null(find_action(&busy, DRC_ACT_INVALIDATE, 1));
+    assert_non_null(find_action(&busy, DRC_ACT_INVALIDATE, 2));
+    /* 1 acknowledges: only 2's invalidation is left; the owner of Q evicts it during the transfer: the
+     * forward stays listed (to the owner, which answers "read the volume") until the DONE */
+    drc_ack(d, P, 1, find_action(&busy, DRC_ACT_INVALIDATE, 1)->seq, &a);
+    drc_release(d, Q, 1, &a);
+    busy.n = 0;
+    drc_foreach_busy(d, collect, &busy);
+    assert_int_equal(busy.n, 2);
+    assert_non_null(find_action(&busy, DRC_ACT_INVALIDATE, 2));
+    assert_non_null(find_action(&busy, DRC_ACT_FORWARD, 1));
+    drc_ack(d, P, 2, 0, &a);
+    drc_done(d, Q, 2, forward.seq, &a);
+    busy.n = 0;
+    drc_foreach_busy(d, collect, &busy);
+    assert_int_equal(busy.n, 0);
+    /* the owner that left during the transfer holds nothing afterwards */
+    drc_entry_view_t v;
+    assert_true(drc_entry_view(d, Q, &v));
+    assert_int_equal(v.owner, DRC_NONE);
+    assert_int_equal(v.copies, 1 << 2);
+    drc_destroy(d);
+}
+
 static void test_fifo_is_fair(void **state)
 {
     (void)state;
@@ -281,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_map_is_balanced_and_deterministic),
         cmocka_unit_test(test_plans_move_as_few_partitions_as_possible),
         cmocka_unit_test(test_entry_transitions),
+        cmocka_unit_test(test_busy_entries_list_their_messages),
         cmocka_unit_test(test_fifo_is_fair),
         cmocka_unit_test(test_many_resources_and_memory),
     };
