@@ -82,8 +82,13 @@ struct rp_dcs {
     pthread_cond_t locks_cond;
     named_lock_t locks[NLOCKS];
     int nlocks;
+    /* the resender: transfers stuck across two of its rounds get their messages sent again */
+    pthread_t resender;
+    bool resender_started, stop;
+    pthread_mutex_t resend_mutex;
+    pthread_cond_t resend_cond;
     _Atomic uint64_t st_local, st_2way, st_3way, st_x, st_dirty, st_inv_sent, st_inv_recv, st_fwd, st_out,
-        st_in, st_waits, st_timeouts, st_releases, st_lock_local, st_lock_remote;
+        st_in, st_waits, st_timeouts, st_releases, st_lock_local, st_lock_remote, st_resent;
     _Atomic uint64_t lat[RP_DCS_LAT_BUCKETS];   /* acquisitions with messages (latency_bucket) */
 };
 
@@ -236,8 +241,9 @@ static void on_granted(rp_dcs_t *d, rp_page_id_t id, uint64_t req_id, uint8_t mo
     }
     pthread_mutex_unlock(&s->lock);
     rp_debug("dcs", "late %s for page %" PRIu64 " req %" PRIu64 " from %d", page ? "page" : "grant", id, req_id, from);
-    /* Nobody waits for it any more (the requester gave up). A forwarded page still completes the
-     * master's transfer; the directory's view that we hold the page is corrected by our next request. */
+    /* Nobody waits for it any more (the requester gave up, or it is a copy sent again). A forwarded page
+     * still completes the master's transfer (a DONE for a transfer that is over is ignored); the
+     * directory's view that we hold the page is corrected by our next request. */
     if (page) {
         tell_master(d, DCS_DONE, id, seq);
         rp_net_msg_free(page);
@@ -410,8 +416,9 @@ int rp_dcs_load(void *arg, rp_frame_t *f, rp_page_id_t id, unsigned char *page, 
     return rc;
 }
 
-int rp_dcs_acquire(rp_dcs_t *d, rp_frame_t *f, rp_page_id_t id, uint8_t mode, bool fresh)
+int rp_dcs_acquire(rp_dcs_t *d, rp_frame_t *f, rp_page_id_t id, uint8_t mode, bool fresh, bool *latched)
 {
+    *latched = false;
     if (!rp_buf_dcs_begin(d->cfg.pool, f))
         return 0; /* another thread acquired it meanwhile: the caller checks the mode again */
     uint8_t have = atomic_load(&f->gmode);
@@ -434,7 +441,14 @@ int rp_dcs_acquire(rp_dcs_t *d, rp_frame_t *f, rp_page_id_t id, uint8_t mode, bo
         }
         atomic_store(&f->gmode, p->mode);
     }
-    rp_buf_unlatch(f);
+    /* The grant is reported installed with the latch still held and handed to the caller: a forward or
+     * invalidation queued behind our request at the master (another member wants the page next) then
+     * waits until the caller has used the page. Releasing first would let it take the page back before
+     * the caller gets to latch it, and under contention the caller could lose that race every time. */
+    if (rc == 0)
+        *latched = true;
+    else
+        rp_buf_unlatch(f);
     finish(d, p);
     rp_buf_dcs_end(d->cfg.pool, f);
     return rc;
@@ -725,6 +739,15 @@ static void on_invalidate_msg(rp_net_t *net, rp_net_msg_t *m, void *arg)
         give_up_lock(d, id, DRC_N);
     } else if (rp_buf_lookup(d->cfg.pool, id, &f) == 0) {
         rp_buf_latch(f, true); /* readers of our copy finish first */
+        /* A holder is invalidated only for S copies, which the volume or the owner also has; but an
+         * invalidation sent again (the resender) may reach us after we became the owner. A dirty page
+         * is never dropped unwritten: write it, or keep it and do not acknowledge (sent again later). */
+        if ((atomic_load(&f->state) & RP_FRAME_DIRTY) && rp_buf_write_latched(d->cfg.pool, f) != 0) {
+            rp_log_report(RP_LOG_ERROR, "dcs");
+            rp_buf_unlatch(f);
+            rp_buf_unpin(d->cfg.pool, f);
+            return;
+        }
         atomic_store(&f->gmode, DRC_N);
         rp_buf_unlatch(f);
         rp_buf_unpin(d->cfg.pool, f);
@@ -748,6 +771,131 @@ void rp_dcs_evicted(void *arg, rp_page_id_t id, uint8_t gmode)
     tell_master(d, DCS_RELEASE, id, 0);
 }
 
+/* ---- the resender ------------------------------------------------------------------------------------ */
+
+/*
+ * A message of a transfer can be lost: sent to a member whose link was down (the send fails), or unread
+ * in a socket the receiver closed. The directory would then wait for its DONE or ACK for ever, and every
+ * later request for the page would queue behind it. So the master's side looks at its busy entries
+ * every round and sends again what started the ones that were already busy, with the same sequence,
+ * the round before: FORWARD and INVALIDATE are safe to receive twice (an owner that no longer has the
+ * page answers "read the volume"; a page that arrives for nobody is acknowledged; an ACK or DONE for a
+ * transfer that is over is ignored).
+ */
+typedef struct busy_key {
+    uint64_t res, seq;
+    uint8_t kind, to;
+} busy_key_t;
+
+typedef struct busy_list {
+    drc_action_t *a;
+    size_t n, cap;
+} busy_list_t;
+
+static void collect_busy(void *arg, const drc_action_t *a)
+{
+    busy_list_t *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        drc_action_t *n = realloc(l->a, cap * sizeof(*n));
+        if (!n)
+            return; /* this round sees fewer; the next one tries again */
+        l->a = n;
+        l->cap = cap;
+    }
+    l->a[l->n++] = *a;
+}
+
+static int cmp_busy(const void *x, const void *y)
+{
+    const busy_key_t *a = x, *b = y;
+    if (a->res != b->res)
+        return a->res < b->res ? -1 : 1;
+    if (a->seq != b->seq)
+        return a->seq < b->seq ? -1 : 1;
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    return (a->to > b->to) - (a->to < b->to);
+}
+
+static void *resender_main(void *arg)
+{
+    rp_dcs_t *d = arg;
+    /* a round every half deadline (at least 50 ms): a message lost is sent again within about one
+     * deadline, while a transfer that is just slow is rarely sent twice */
+    uint64_t round_ms = RP_MAX(d->cfg.timeout_ms / 2, 50);
+    busy_key_t *prev = NULL;
+    size_t nprev = 0;
+    busy_list_t now = {0};
+    pthread_mutex_lock(&d->resend_mutex);
+    while (!d->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t at = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec + round_ms * 1000000ULL;
+        ts.tv_sec = (time_t)(at / 1000000000ULL);
+        ts.tv_nsec = (long)(at % 1000000000ULL);
+        while (!d->stop && pthread_cond_timedwait(&d->resend_cond, &d->resend_mutex, &ts) != ETIMEDOUT)
+            ;
+        if (d->stop)
+            break;
+        pthread_mutex_unlock(&d->resend_mutex);
+
+        now.n = 0;
+        drc_foreach_busy(d->cfg.drc, collect_busy, &now);
+        busy_key_t *keys = rp_xmalloc((now.n ? now.n : 1) * sizeof(*keys));
+        for (size_t i = 0; i < now.n; i++)
+            keys[i] = (busy_key_t){now.a[i].res, now.a[i].seq, now.a[i].kind, now.a[i].to};
+        drc_actions_t again = {0};
+        for (size_t i = 0; i < now.n; i++) {
+            if (!nprev || !bsearch(&keys[i], prev, nprev, sizeof(*prev), cmp_busy))
+                continue;
+            /* to a member that is away: once its link is back (the entry is still busy then) */
+            if (now.a[i].to != d->cfg.self && !rp_net_connected(d->cfg.net, now.a[i].to))
+                continue;
+            rp_debug("dcs", "resend %s of page %" PRIu64 " to %u seq %" PRIu64,
+                     now.a[i].kind == DRC_ACT_FORWARD ? "forward" : "invalidate", now.a[i].res, now.a[i].to,
+                     now.a[i].seq);
+            atomic_fetch_add_explicit(&d->st_resent, 1, memory_order_relaxed);
+            again.a[again.n++] = now.a[i];
+            if (again.n == DRC_MAX_ACTIONS) {
+                dispatch(d, &again);
+                again.n = 0;
+            }
+        }
+        if (again.n)
+            dispatch(d, &again);
+        qsort(keys, now.n, sizeof(*keys), cmp_busy);
+        free(prev);
+        prev = keys;
+        nprev = now.n;
+        pthread_mutex_lock(&d->resend_mutex);
+    }
+    pthread_mutex_unlock(&d->resend_mutex);
+    free(prev);
+    free(now.a);
+    return NULL;
+}
+
+int rp_dcs_start(rp_dcs_t *d)
+{
+    int rc = rp_thread_start(&d->resender, "rp-dcs-resend", resender_main, d);
+    if (rc == 0)
+        d->resender_started = true;
+    return rc;
+}
+
+void rp_dcs_stop(rp_dcs_t *d)
+{
+    if (!d || !d->resender_started)
+        return;
+    pthread_mutex_lock(&d->resend_mutex);
+    d->stop = true;
+    pthread_cond_signal(&d->resend_cond);
+    pthread_mutex_unlock(&d->resend_mutex);
+    pthread_join(d->resender, NULL);
+    d->resender_started = false;
+}
+
 /* ---- lifecycle --------------------------------------------------------------------------------------- */
 
 int rp_dcs_create(const rp_dcs_config_t *cfg, rp_dcs_t **out)
@@ -768,6 +916,8 @@ int rp_dcs_create(const rp_dcs_config_t *cfg, rp_dcs_t **out)
     }
     pthread_mutex_init(&d->locks_mutex, NULL);
     pthread_cond_init(&d->locks_cond, NULL);
+    pthread_mutex_init(&d->resend_mutex, NULL);
+    pthread_cond_init(&d->resend_cond, &ca);
     pthread_condattr_destroy(&ca);
     *out = d;
     return 0;
@@ -787,8 +937,11 @@ void rp_dcs_destroy(rp_dcs_t *d)
         pthread_mutex_destroy(&d->stripes[i].lock);
         pthread_cond_destroy(&d->stripes[i].cond);
     }
+    rp_dcs_stop(d);
     pthread_mutex_destroy(&d->locks_mutex);
     pthread_cond_destroy(&d->locks_cond);
+    pthread_mutex_destroy(&d->resend_mutex);
+    pthread_cond_destroy(&d->resend_cond);
     free(d);
 }
 
@@ -826,6 +979,7 @@ void rp_dcs_get_stats(rp_dcs_t *d, rp_dcs_stats_t *st)
     st->releases = atomic_load(&d->st_releases);
     st->locks_local = atomic_load(&d->st_lock_local);
     st->locks_remote = atomic_load(&d->st_lock_remote);
+    st->resent = atomic_load(&d->st_resent);
     uint64_t total = 0;
     for (int b = 0; b < RP_DCS_LAT_BUCKETS; b++) {
         total += st->lat_count[b] = atomic_load(&d->lat[b]);

@@ -5,6 +5,7 @@
  * Interface:
  *   rp_dcs_create(), rp_dcs_destroy()   cache fusion of an instance in a cluster
  *   rp_dcs_register()                   its message handlers (before the transport starts)
+ *   rp_dcs_start(), rp_dcs_stop()       the resender of lost transfer messages
  *   rp_dcs_load()                       the buffer pool's load hook: a miss asks the directory first
  *   rp_dcs_acquire()                    raise the global mode of a page held in the pool
  *   rp_dcs_evicted()                    the buffer pool's eviction hook
@@ -39,6 +40,10 @@ typedef struct rp_dcs_config {
 int rp_dcs_create(const rp_dcs_config_t *cfg, rp_dcs_t **out);
 void rp_dcs_destroy(rp_dcs_t *dcs);
 int rp_dcs_register(rp_dcs_t *dcs);
+/* The resender: sends again the messages of transfers that seem lost (after the transport started;
+ * rp_dcs_stop before it stops). */
+int rp_dcs_start(rp_dcs_t *dcs);
+void rp_dcs_stop(rp_dcs_t *dcs);
 
 /* Buffer pool hooks (rp_buf_hooks_t). */
 int rp_dcs_load(void *dcs, rp_frame_t *f, rp_page_id_t id, unsigned char *page, bool want_x, bool fresh);
@@ -46,9 +51,13 @@ void rp_dcs_evicted(void *dcs, rp_page_id_t id, uint8_t gmode);
 
 /* Raises the global mode of page id (pinned in frame f, not latched by the caller) to mode, installing
  * newer content if the directory says so. fresh: the caller initializes the page (content not needed).
+ * *latched: true when this call acquired the page; the frame is then X-latched for the caller (whatever
+ * mode it asked for), which uses the page before anyone can take it back, and releases the latch as
+ * usual. false (with 0) when another thread acquired it meanwhile: latch and check the mode again.
  * RP_ETIMEDOUT (no answer within the deadline: the client should retry), RP_ECONNREFUSED (the master
- * or owner is unreachable), RP_ECORRUPT (a shipped page failed its checksum), with a report. */
-int rp_dcs_acquire(rp_dcs_t *dcs, rp_frame_t *f, rp_page_id_t id, uint8_t mode, bool fresh);
+ * or owner is unreachable), RP_ECORRUPT (a shipped page failed its checksum), with a report; the
+ * frame is not latched then. */
+int rp_dcs_acquire(rp_dcs_t *dcs, rp_frame_t *f, rp_page_id_t id, uint8_t mode, bool fresh, bool *latched);
 
 /* Named locks for engine metadata (the free-space map's extents, ...), mastered by the directory like
  * pages. mode DRC_S or DRC_X. Once granted, a member keeps the lock's global mode after its last local
@@ -70,6 +79,7 @@ typedef struct rp_dcs_stats {
     uint64_t bytes_out, bytes_in;
     uint64_t waits, timeouts, releases;
     uint64_t locks_local, locks_remote;  /* named locks taken without / with a message to the master */
+    uint64_t resent;                     /* forwards and invalidations sent again (a message was lost) */
     uint64_t lat_p50_us, lat_p99_us;  /* acquisitions that needed a message */
     uint64_t lat_count[RP_DCS_LAT_BUCKETS], lat_bound_us[RP_DCS_LAT_BUCKETS];
 } rp_dcs_stats_t;

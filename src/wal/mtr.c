@@ -158,13 +158,17 @@ static int get_page(rp_mtr_t *m, rp_page_id_t id, rp_latch_mode_t mode, bool fre
     uint8_t want = mode == RP_LATCH_X ? DRC_X : DRC_S;
     while (m->inst->dcs && atomic_load(&f->gmode) < want) {
         rp_buf_unlatch(f);
-        if ((rc = rp_dcs_acquire(m->inst->dcs, f, id, want, fresh)) != 0) {
+        bool latched;
+        if ((rc = rp_dcs_acquire(m->inst->dcs, f, id, want, fresh, &latched)) != 0) {
             rp_buf_unpin(m->inst->pool, f);
             if (!m->error)
                 m->error = rc;
             return rc;
         }
-        rp_buf_latch(f, mode == RP_LATCH_X);
+        /* acquired here: we hold the frame X-latched (also for an S request), which keeps the page
+         * until this mini-transaction is done with it */
+        if (!latched)
+            rp_buf_latch(f, mode == RP_LATCH_X);
     }
     rp_mtr_page_t *p = add_page(m);
     p->frame = f;
