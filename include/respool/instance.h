@@ -137,6 +137,7 @@ typedef struct rp_cluster_stats {
     uint64_t forwards_served, dirty_writes, invalidations_sent, invalidations_received, releases;
     uint64_t bytes_out, bytes_in;
     uint64_t locks_local, locks_remote;
+    uint64_t resent;                /* forwards and invalidations this master sent again (lost messages) */
     /* this member's share of the directory */
     uint64_t drc_entries, drc_bytes, drc_waiters, drc_requests;
     /* free space */

@@ -359,7 +359,7 @@ static int join_cluster(rp_instance_t *inst)
         return rc;
     rp_buf_hooks_t hooks = {.load = rp_dcs_load, .evicted = rp_dcs_evicted, .arg = inst->dcs};
     rp_bufpool_set_hooks(inst->pool, &hooks);
-    if ((rc = rp_net_start(inst->net)) != 0)
+    if ((rc = rp_net_start(inst->net)) != 0 || (rc = rp_dcs_start(inst->dcs)) != 0)
         return rc;
     /* Serve once every member is reachable (and so has finished its own recovery), or after a while
      * anyway: requests that need a missing member then fail with an error naming it. */
@@ -398,6 +398,7 @@ static int join_cluster(rp_instance_t *inst)
 
 static void leave_cluster(rp_instance_t *inst)
 {
+    rp_dcs_stop(inst->dcs); /* it sends: before the transport stops */
     if (inst->net)
         rp_net_stop(inst->net);
     rp_buf_hooks_t none = {0};
@@ -650,6 +651,7 @@ void rp_instance_get_cluster_stats(rp_instance_t *inst, rp_cluster_stats_t *st)
     st->bytes_in = ds.bytes_in;
     st->locks_local = ds.locks_local;
     st->locks_remote = ds.locks_remote;
+    st->resent = ds.resent;
 
     drc_stats_t rs;
     drc_stats(inst->drc, &rs);

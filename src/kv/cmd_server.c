@@ -443,6 +443,7 @@ static void info_cluster(kv_resp_out_t *b, rp_instance_t *inst)
     LINE("fusion_bytes_in:%" PRIu64 "\r\n", cs.bytes_in);
     LINE("fusion_waits:%" PRIu64 "\r\n", cs.waits);
     LINE("fusion_timeouts:%" PRIu64 "\r\n", cs.timeouts);
+    LINE("fusion_resent:%" PRIu64 "\r\n", cs.resent);
     LINE("fusion_latency_p50_us:%" PRIu64 "\r\n", cs.lat_p50_us);
     LINE("fusion_latency_p99_us:%" PRIu64 "\r\n", cs.lat_p99_us);
     /* the histogram's non-empty buckets, "upper bound in us=count", like Redis' latency_percentiles */
