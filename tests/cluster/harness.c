@@ -144,12 +144,15 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
 static void teardown(const char *respoolctl, const char *conf, const char *dir, const char *log, bool keep)
 {
     const char *stop[] = {respoolctl, "cluster", "stop", "--config", conf, "--timeout", "30", NULL};
+    /* a scenario may have frozen a member (SIGSTOP, 06): continue it, or it cannot stop */
+    pid_t pids[64];
+    int n = respoold_pids(dir, pids, 64, false);
+    for (int i = 0; i < n && i < 64; i++)
+        kill(pids[i], SIGCONT);
     struct stat st;
     if (stat(conf, &st) == 0)
         cl_run(stop, log);
-    pid_t pids[64];
     uint64_t deadline = now_ms() + 10000;
-    int n;
     while ((n = respoold_pids(dir, pids, 64, false)) > 0 && now_ms() < deadline) {
         for (int i = 0; i < n && i < 64; i++)
             kill(pids[i], SIGKILL);
@@ -357,6 +360,14 @@ void cl_start(cl_cluster_t *c, int instances, const char *const *respoold_args)
 
 void cl_start_ex(cl_cluster_t *c, int instances, int spare, const char *const *respoold_args)
 {
+    cl_options_t o = {.instances = instances, .spare = spare, .respoold_args = respoold_args};
+    cl_start_opts(c, &o);
+}
+
+void cl_start_opts(cl_cluster_t *c, const cl_options_t *o)
+{
+    int instances = o->instances, spare = o->spare;
+    const char *const *respoold_args = o->respoold_args;
     memset(c, 0, sizeof(*c));
     c->spare = spare;
     c->guardian_fd = -1;
@@ -394,7 +405,12 @@ void cl_start_ex(cl_cluster_t *c, int instances, int spare, const char *const *r
     /* a spare member never starts: the others wait for it only briefly */
     const char *init[] = {c->respoolctl, "cluster", "init", "--instances", n, "--dir", c->dir, "--base-port", b,
                           "--cluster-base-port", cb, "--size", "384M", "--wal-size", "16M", "--max-instances", slots,
-                          "--join-timeout", spare ? "3s" : "60s", "--quiet", NULL};
+                          "--join-timeout", spare ? "3s" : "60s", "--quiet", NULL, NULL, NULL};
+    if (o->request_timeout) { /* the two NULLs before the terminating one are room for this pair */
+        size_t end = sizeof(init) / sizeof(init[0]) - 3;
+        init[end] = "--request-timeout";
+        init[end + 1] = o->request_timeout;
+    }
     int rc = cl_run(init, c->ctl_log);
     if (rc != 0)
         cl_fail(c, "respoolctl cluster init failed with status %d", rc);

@@ -26,6 +26,7 @@
  * Interface:
  *   cl_start() / cl_stop()       the cluster's life
  *   cl_start_ex()                ... with spare members: configured (ids n..n+spare-1) but not started
+ *   cl_start_opts()              ... with cl_options_t, which also sets the cluster's request-timeout
  *   cl_connect()                 a hiredis connection to member i (fails the test if impossible)
  *   cl_cmd(), cl_expect()        a command that must get a reply; a command whose reply must read so
  *   cl_reply_format()            a reply as compact text: +OK -ERR.. :5 $value (nil) *[..]
@@ -65,6 +66,16 @@ typedef struct cl_cluster {
  * on any error. */
 void cl_start(cl_cluster_t *c, int instances, const char *const *respoold_args);
 void cl_start_ex(cl_cluster_t *c, int instances, int spare, const char *const *respoold_args);
+
+/* Everything cl_start_ex() takes, and settings of the cluster file it leaves at their defaults.
+ * Zeroed fields mean what cl_start_ex() does (designated initializers keep a scenario readable). */
+typedef struct cl_options {
+    int instances;                    /* members started (RP_CLUSTER_INSTANCES overrides it) */
+    int spare;                        /* further members configured, not started */
+    const char *request_timeout;      /* `cluster init --request-timeout`, e.g. "1s"; NULL: its default */
+    const char *const *respoold_args; /* NULL-terminated extra respoold arguments, or NULL */
+} cl_options_t;
+void cl_start_opts(cl_cluster_t *c, const cl_options_t *o);
 /* Stops the cluster, checks every member stopped cleanly and nothing is left, removes the directory. */
 void cl_stop(cl_cluster_t *c);
 
