@@ -4,6 +4,7 @@
 #
 #   vs-redis.sh    respoold vs redis-server 7, durable and async, GET/SET, P1/P16, 64 B/4 KiB (~11-13 min)
 #   io-threads.sh  respoold --io-threads 1 vs 2 (~4 min)
+#   fusion.sh      cache fusion: page acquisition latency against the loopback round trip, 1 vs 3 instances (~2 min)
 #   profile.sh     perf profiles of respoold and redis-server under the same load (~2 min)
 #
 # BENCH_QUICK=1: a ~3 minute smoke run (one ~2 s run per test, 10k keys, no profile unless BENCH_PROFILE=1).
@@ -31,6 +32,7 @@ fi
 
 "$here/vs-redis.sh" "$build" "$out"
 "$here/io-threads.sh" "$build" "$out"
+"$here/fusion.sh" "$build" "$out"
 if [[ $BENCH_PROFILE == 1 ]]; then
     "$here/profile.sh" "$build" "$out"
 fi
@@ -44,6 +46,8 @@ echo "==========================================================================
 cat "$out/table.txt"
 echo
 cat "$out/io-threads.txt"
+echo
+cat "$out/fusion.txt"
 if [[ -f "$out/profile/summary.txt" ]]; then
     echo
     cat "$out/profile/summary.txt"
