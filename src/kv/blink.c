@@ -185,6 +185,12 @@ int kv_tree_descend(kv_db_t *db, rp_mtr_t *m, const void *key, size_t klen, uint
         if (lvl < level)
             return rp_error(RP_ECORRUPT, "the tree has no level %u (root is at level %u)", level, lvl);
     }
+    /* The cached root can be stale: another member of a cluster may have split it (and a single
+     * instance's cache is only refreshed by its own splits). A root has no right sibling; a cached root
+     * that has one was split, and the true root is read from the meta page again. Moving right from it
+     * would be correct too, but would walk the whole level. */
+    int root_reloads = 0;
+    bool at_root = true;
     for (;;) {
         rp_latch_mode_t want = lvl == level ? mode : RP_LATCH_S;
         unsigned char *page;
@@ -194,6 +200,19 @@ int kv_tree_descend(kv_db_t *db, rp_mtr_t *m, const void *key, size_t klen, uint
             return rc;
         if ((rc = check_node(db, cur, page, lvl)) != 0)
             return rc;
+        if (at_root && kv_node_right(page) != RP_PAGE_INVALID && root_reloads < 3) {
+            if (!held)
+                rp_mtr_release(m, page);
+            if ((rc = kv_tree_load_root(db)) != 0)
+                return rc;
+            root_reloads++;
+            cur = atomic_load(&db->root);
+            lvl = atomic_load(&db->root_level);
+            if (lvl < level)
+                return rp_error(RP_ECORRUPT, "the tree has no level %u (root is at level %u)", level, lvl);
+            continue;
+        }
+        at_root = false;
         /* move right while the key is beyond this node (it split after we read its parent) */
         while (kv_node_beyond(page, key, klen)) {
             rp_page_id_t next = kv_node_right(page);
