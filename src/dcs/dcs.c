@@ -409,8 +409,8 @@ int rp_dcs_load(void *arg, rp_frame_t *f, rp_page_id_t id, unsigned char *page, 
     if (rc == 0) {
         atomic_store(&f->gmode, p->mode);
         f->needs_image = true; /* content from elsewhere: a torn write here must be repairable from our WAL */
-        if (p->mode == DRC_X && p->source != DRC_FROM_HAVE)
-            atomic_fetch_add_explicit(&d->st_x, 1, memory_order_relaxed);
+        if (p->mode == DRC_X && p->source == DRC_FROM_OWNER && p->from != d->cfg.self)
+            atomic_fetch_add_explicit(&d->st_x, 1, memory_order_relaxed); /* received from another member */
     }
     finish(d, p);
     return rc;
@@ -436,7 +436,7 @@ int rp_dcs_acquire(rp_dcs_t *d, rp_frame_t *f, rp_page_id_t id, uint8_t mode, bo
         if (p->source != DRC_FROM_HAVE || atomic_load(&f->gmode) == DRC_N) {
             f->needs_image = true;
             advance_clock(d, rp_page_lsn(page));
-            if (p->mode == DRC_X)
+            if (p->mode == DRC_X && p->source == DRC_FROM_OWNER && p->from != d->cfg.self)
                 atomic_fetch_add_explicit(&d->st_x, 1, memory_order_relaxed);
         }
         atomic_store(&f->gmode, p->mode);
