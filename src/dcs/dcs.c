@@ -3,13 +3,15 @@
  *
  * Requester:  pending(id) -> LOCK to the master (or drc_request directly when the master is here)
  *             <- GRANT (from the master) or PAGE (from the owner), recorded in the pending table by the
- *                network thread -> install under the frame's X latch (or while loading) -> gmode
+ *                network thread -> install under the frame's X latch (or while loading) -> gmode;
+ *                the latch goes to the caller, so the page is used before anyone takes it back
  *             -> DONE to the master after a PAGE
  * Owner:      FORWARD (worker thread): latch, WAL durable up to the page's last change, a dirty page
  *             moving in X written to the volume, PAGE to the requester; X: drop to N, S: keep S
  * Holder:     INVALIDATE (worker thread): X latch, drop to N, ACK to the master
  * Eviction:   RELEASE to the master once the frame is gone (a dirty page was written first)
  * Named locks: the same messages without content; a forward or invalidation waits for local users
+ * Resender:   (master) the FORWARD or INVALIDATE of a transfer still busy a round later is sent again
  *
  * Why grants are messages with handlers and not rp_net_wait replies: a FORWARD or INVALIDATE for a page
  * can follow the grant of that page so closely that the worker thread handling it runs before the
