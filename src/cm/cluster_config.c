@@ -200,27 +200,6 @@ static int instance_id(const char *section)
     return atoi(d);
 }
 
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return 99;
-    size_t row[65];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t prev = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cur = row[j];
-            size_t cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-            row[j] = RP_MIN(RP_MIN(row[j] + 1, row[j - 1] + 1), prev + cost);
-            prev = cur;
-        }
-    }
-    return row[lb];
-}
-
 static const rp_cm_key_t *find_key(const rp_cm_key_t *keys, const char *name, int *index)
 {
     for (int i = 0; keys[i].name; i++)
@@ -236,7 +215,7 @@ static const char *closest(const rp_cm_key_t *keys, const char *name)
     const char *best = NULL;
     size_t best_d = 4;
     for (int i = 0; keys[i].name; i++) {
-        size_t d = edit_distance(name, keys[i].name);
+        size_t d = rp_edit_distance(name, keys[i].name);
         if (d < best_d) {
             best_d = d;
             best = keys[i].name;
@@ -283,7 +262,7 @@ static void on_section(parse_t *p, const char *line)
     }
     int id = instance_id(name);
     if (id == -2) {
-        const char *near = edit_distance(name, "cluster") < 3 ? "cluster" : NULL;
+        const char *near = rp_edit_distance(name, "cluster") < 3 ? "cluster" : NULL;
         if (!near && strncasecmp(name, "instance", 8) == 0)
             near = "instance.N";
         p->rc = rp_error(RP_ECONFIG, "unknown section [%s] in \"%s\"", name, p->path);

@@ -38,34 +38,13 @@ static const rp_conf_def_t *lookup_short(const rp_conf_table_t *tables, int ntab
 }
 
 /* The closest key by edit distance, to make "unknown key" errors helpful. */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return 99;
-    size_t row[65];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t prev = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cur = row[j];
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            row[j] = RP_MIN(RP_MIN(row[j] + 1, row[j - 1] + 1), prev + cost);
-            prev = cur;
-        }
-    }
-    return row[lb];
-}
-
 static const char *closest_key(const rp_conf_table_t *tables, int ntables, const char *key)
 {
     const char *best = NULL;
     size_t best_d = 4;
     for (int t = 0; t < ntables; t++)
         for (const rp_conf_def_t *d = tables[t].defs; d->name; d++) {
-            size_t dist = edit_distance(key, d->name);
+            size_t dist = rp_edit_distance(key, d->name);
             if (dist < best_d) {
                 best_d = dist;
                 best = d->name;

@@ -282,3 +282,24 @@ void rp_progress_finish(rp_progress_t *p)
     if (!p->quiet)
         progress_print(p, true);
 }
+
+size_t rp_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return 99;
+    size_t row[65]; /* one row of the distance matrix, updated in place */
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t prev = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cur = row[j];
+            size_t cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
+            row[j] = RP_MIN(RP_MIN(row[j] + 1, row[j - 1] + 1), prev + cost);
+            prev = cur;
+        }
+    }
+    return row[lb];
+}

@@ -82,6 +82,8 @@ char *rp_xstrdup(const char *s);
  * Returns 0 or RP_ESYS with a report naming the thread and pthread_create's own error. */
 #define RP_THREAD_STACK (1024 * 1024)
 int rp_thread_start(void *thread, const char *name, void *(*fn)(void *), void *arg);
+/* Levenshtein distance, ignoring ASCII case, for "did you mean" hints; 99 for strings over 64 bytes. */
+size_t rp_edit_distance(const char *a, const char *b);
 
 /* Progress of long work, printed to stderr: redrawn in place on a terminal, one line per 10% (and at
  * most one per second) otherwise. */
