@@ -103,7 +103,7 @@ bool ctl_selected(const rp_cluster_member_t *m, uint64_t only)
 }
 
 /* Every id of the selection is a member; prints the error and returns false otherwise. */
-bool ctl_selection_valid(const rp_cluster_config_t *cfg, uint64_t only)
+static bool selection_valid(const rp_cluster_config_t *cfg, uint64_t only)
 {
     for (int id = 0; id < RP_VOLUME_MAX_INSTANCES; id++)
         if ((only >> id) & 1 && !rp_cluster_member(cfg, id)) {
@@ -111,6 +111,25 @@ bool ctl_selection_valid(const rp_cluster_config_t *cfg, uint64_t only)
             return false;
         }
     return true;
+}
+
+rp_cluster_config_t *ctl_load_selection(const char *config, uint64_t only, int *status)
+{
+    if (!config) {
+        *status = ctl_usage_error("Pass --config FILE (written by `respoolctl cluster init`).", "no --config given");
+        return NULL;
+    }
+    rp_cluster_config_t *cfg = ctl_load_cluster_config(config);
+    if (!cfg) {
+        *status = CTL_EXIT_FAILED;
+        return NULL;
+    }
+    if (!selection_valid(cfg, only)) {
+        free(cfg);
+        *status = CTL_EXIT_USAGE;
+        return NULL;
+    }
+    return cfg;
 }
 
 /* ---- init --------------------------------------------------------------------------------------- */
@@ -603,16 +622,10 @@ int ctl_cluster_start(int argc, char **argv)
     if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
         return ctl_usage_error("Arguments for respoold go after \"--\".", "unexpected argument \"%s\"", argv[optind]);
     char *const *extra = optind < argc ? argv + optind : NULL;
-    if (!config)
-        return ctl_usage_error("Pass --config FILE (written by `respoolctl cluster init`).", "no --config given");
-
-    rp_cluster_config_t *cfg = ctl_load_cluster_config(config);
+    int status;
+    rp_cluster_config_t *cfg = ctl_load_selection(config, only, &status);
     if (!cfg)
-        return CTL_EXIT_FAILED;
-    if (!ctl_selection_valid(cfg, only)) {
-        free(cfg);
-        return CTL_EXIT_USAGE;
-    }
+        return status;
     char respoold[PATH_MAX];
     if (ctl_find_respoold(respoold_opt, respoold, sizeof(respoold)) != 0) {
         ctl_print_report();
@@ -639,7 +652,8 @@ int ctl_cluster_start(int argc, char **argv)
     }
 
     run_t *runs = rp_xcalloc((size_t)cfg->nmembers, sizeof(run_t));
-    int n = cfg->nmembers, nlocal = 0, interrupts = 0, status = CTL_EXIT_OK;
+    int n = cfg->nmembers, nlocal = 0, interrupts = 0;
+    status = CTL_EXIT_OK;
     ctl_launch_t launch = {.respoold = respoold, .config = cfg->path, .extra = extra, .die_with_parent = foreground};
     for (int i = 0; i < n; i++) {
         run_t *r = &runs[i];
@@ -841,16 +855,12 @@ int ctl_cluster_stop(int argc, char **argv)
     }
     if (optind < argc)
         return ctl_usage_error("Run `respoolctl cluster stop --help`.", "unexpected argument \"%s\"", argv[optind]);
-    if (!config)
-        return ctl_usage_error("Pass --config FILE.", "no --config given");
-    rp_cluster_config_t *cfg = ctl_load_cluster_config(config);
+    int status;
+    rp_cluster_config_t *cfg = ctl_load_selection(config, only, &status);
     if (!cfg)
-        return CTL_EXIT_FAILED;
-    if (!ctl_selection_valid(cfg, only)) {
-        free(cfg);
-        return CTL_EXIT_USAGE;
-    }
-    int n = cfg->nmembers, status = CTL_EXIT_OK, nlocal = 0;
+        return status;
+    int n = cfg->nmembers, nlocal = 0;
+    status = CTL_EXIT_OK;
     run_t *runs = rp_xcalloc((size_t)n, sizeof(run_t));
     uint64_t t0 = rp_now_ns();
     for (int i = 0; i < n; i++) {
@@ -984,15 +994,10 @@ int ctl_cluster_status(int argc, char **argv)
     }
     if (optind < argc)
         return ctl_usage_error("Run `respoolctl cluster status --help`.", "unexpected argument \"%s\"", argv[optind]);
-    if (!config)
-        return ctl_usage_error("Pass --config FILE.", "no --config given");
-    rp_cluster_config_t *cfg = ctl_load_cluster_config(config);
+    int status;
+    rp_cluster_config_t *cfg = ctl_load_selection(config, only, &status);
     if (!cfg)
-        return CTL_EXIT_FAILED;
-    if (!ctl_selection_valid(cfg, only)) {
-        free(cfg);
-        return CTL_EXIT_USAGE;
-    }
+        return status;
     cJSON *root = cJSON_CreateObject(), *members = cJSON_CreateArray();
     cJSON_AddStringToObject(root, "config", cfg->path);
     cJSON_AddStringToObject(root, "name", cfg->name);

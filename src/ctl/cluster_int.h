@@ -66,12 +66,12 @@ int ctl_member_ping(const rp_cluster_member_t *m, int timeout_ms, double *ms, ch
 /* INFO `section` as a malloc'ed NUL-terminated text (caller frees), or NULL with a report. */
 /* Shared by the commands that take --config and --instance (cluster.c): the configuration loaded, or
  * NULL with the report printed; --instance N added to the selection bitmap (false if N is not 0..63);
- * whether a member is selected (an empty selection selects all); every selected id is a member (else
- * prints the error). */
+ * whether a member is selected (an empty selection selects all). ctl_load_selection: --config given,
+ * loaded, and every selected id a member; else NULL with the error printed and *status the exit status. */
 rp_cluster_config_t *ctl_load_cluster_config(const char *path);
 bool ctl_add_instance(const char *text, uint64_t *only);
 bool ctl_selected(const rp_cluster_member_t *m, uint64_t only);
-bool ctl_selection_valid(const rp_cluster_config_t *cfg, uint64_t only);
+rp_cluster_config_t *ctl_load_selection(const char *config, uint64_t only, int *status);
 
 /* Sends argv to the member and returns its bulk-string reply (malloc'ed), or NULL with a report. */
 char *ctl_member_text(const rp_cluster_member_t *m, int argc, const char *const *argv, int timeout_ms);

@@ -110,15 +110,10 @@ int ctl_stats(int argc, char **argv)
     }
     if (optind < argc)
         return ctl_usage_error("Run `respoolctl stats --help`.", "unexpected argument \"%s\"", argv[optind]);
-    if (!config)
-        return ctl_usage_error("Pass --config FILE (the cluster configuration).", "no --config given");
-    rp_cluster_config_t *cfg = ctl_load_cluster_config(config);
+    int status;
+    rp_cluster_config_t *cfg = ctl_load_selection(config, only, &status);
     if (!cfg)
-        return CTL_EXIT_FAILED;
-    if (!ctl_selection_valid(cfg, only)) {
-        free(cfg);
-        return CTL_EXIT_USAGE;
-    }
+        return status;
 
     int selected = 0, answered = 0;
     page_summary_t sums[RP_VOLUME_MAX_INSTANCES];
