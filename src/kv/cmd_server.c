@@ -997,23 +997,11 @@ void kv_cmd_config_help(kv_cmd_ctx_t *ctx, kv_call_t *call)
 
 /* ---- RESPOOL ------------------------------------------------------------------------------------ */
 
-typedef struct page_list {
-    rp_page_shadow_t *v;
-    size_t n, cap;
-} page_list_t;
-
-static int collect_page(void *arg, const rp_page_shadow_t *p)
+/* One line per page, like CLIENT LIST: "page=<id> mode=<N|S|X> dirty=<0|1> lsn=<lsn>". */
+static int page_line(void *arg, const rp_page_shadow_t *p)
 {
-    page_list_t *l = arg;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 1024;
-        rp_page_shadow_t *v = realloc(l->v, cap * sizeof(*v));
-        if (!v)
-            return RP_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = *p;
+    kv_resp_out_t *b = arg;
+    LINE("page=%" PRIu64 " mode=%c dirty=%d lsn=%" PRIu64 "\n", p->page, p->mode, p->dirty, p->lsn);
     return 0;
 }
 
@@ -1025,19 +1013,9 @@ void kv_cmd_respool_pages(kv_cmd_ctx_t *ctx, kv_call_t *call)
         kv_reply_error(call->out, "ERR RESPOOL PAGES needs a storage instance (this server has none)");
         return;
     }
-    page_list_t l = {0};
-    if (rp_instance_foreach_page(ctx->cmds->inst, collect_page, &l) != 0) {
-        free(l.v);
-        kv_reply_error(call->out, "ERR out of memory listing the buffer pool's pages");
-        return;
-    }
-    /* one line per page, like CLIENT LIST: "page=<id> mode=<N|S|X> dirty=<0|1> lsn=<lsn>" */
     kv_resp_out_t *b = &ctx->scratch;
     b->len = 0;
-    for (size_t i = 0; i < l.n; i++)
-        LINE("page=%" PRIu64 " mode=%c dirty=%d lsn=%" PRIu64 "\n", l.v[i].page, l.v[i].mode, l.v[i].dirty,
-             l.v[i].lsn);
-    free(l.v);
+    rp_instance_foreach_page(ctx->cmds->inst, page_line, b);
     kv_reply_bulk(call->out, b->data, b->len);
     b->len = 0;
 }
