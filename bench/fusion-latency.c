@@ -89,8 +89,8 @@ static void read_counters(counters_t *c)
 {
     memset(c, 0, sizeof(*c));
     for (int i = 0; i < MEMBERS; i++) {
-        rp_dcs_stats_t st;
-        rp_dcs_get_stats(inst[i]->dcs, &st);
+        rp_cluster_stats_t st = {0};
+        rp_dcs_get_stats(inst[i]->dcs, &st); /* the cache-fusion counters only: cheap, between timed calls */
         c->waits += st.waits;
         c->shipped += st.remote_3way;
         c->granted += st.remote_2way;

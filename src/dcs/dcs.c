@@ -91,7 +91,7 @@ struct rp_dcs {
     pthread_cond_t resend_cond;
     _Atomic uint64_t st_local, st_2way, st_3way, st_x, st_dirty, st_inv_sent, st_inv_recv, st_fwd, st_out,
         st_in, st_waits, st_timeouts, st_releases, st_lock_local, st_lock_remote, st_resent;
-    _Atomic uint64_t lat[RP_DCS_LAT_BUCKETS];   /* acquisitions with messages (latency_bucket) */
+    _Atomic uint64_t lat[RP_CLUSTER_LAT_BUCKETS];   /* acquisitions with messages (latency_bucket) */
 };
 
 /* ---- messages --------------------------------------------------------------------------------------- */
@@ -143,7 +143,7 @@ static int latency_bucket(uint64_t us)
     int log = 63 - __builtin_clzll(us);                 /* >= 2 */
     int sub = (int)((us >> (log - 2)) & 3);             /* the two bits below the top one */
     int b = 4 * (log - 1) + sub;
-    return b < RP_DCS_LAT_BUCKETS ? b : RP_DCS_LAT_BUCKETS - 1;
+    return b < RP_CLUSTER_LAT_BUCKETS ? b : RP_CLUSTER_LAT_BUCKETS - 1;
 }
 
 /* The largest latency (us) that falls in bucket b. */
@@ -203,23 +203,35 @@ static void dispatch(rp_dcs_t *d, const drc_actions_t *acts)
 }
 
 /* DONE, ACK, RELEASE: to the master's directory, directly when the master is here. */
-static void tell_master(rp_dcs_t *d, uint16_t type, rp_page_id_t id, uint64_t seq)
+/* A DONE, ACK or RELEASE from member `from` reaches this master's directory; its decisions are carried
+ * out. */
+static void master_input(rp_dcs_t *d, uint16_t type, drc_res_t res, int from, uint64_t seq)
 {
-    int master = master_of(d, id);
-    if (master != d->cfg.self) {
-        unsigned char b[DCS_MSG_MAX_HDR];
-        dcs_msg_t msg = {.res = id, .seq = seq};
-        send_to(d, master, type, 0, b, dcs_msg_encode(type, &msg, b));
-        return;
-    }
     drc_actions_t acts;
     if (type == DCS_DONE)
-        drc_done(d->cfg.drc, drc_res_page(id), d->cfg.self, seq, &acts);
+        drc_done(d->cfg.drc, res, from, seq, &acts);
     else if (type == DCS_ACK)
-        drc_ack(d->cfg.drc, drc_res_page(id), d->cfg.self, seq, &acts);
+        drc_ack(d->cfg.drc, res, from, seq, &acts);
     else
-        drc_release(d->cfg.drc, drc_res_page(id), d->cfg.self, &acts);
+        drc_release(d->cfg.drc, res, from, &acts);
     dispatch(d, &acts);
+}
+
+/* DONE, ACK, RELEASE: to a master's directory (`master`), directly when the master is here. */
+static void tell(rp_dcs_t *d, int master, uint16_t type, rp_page_id_t id, uint64_t seq)
+{
+    if (master == d->cfg.self) {
+        master_input(d, type, id, d->cfg.self, seq);
+        return;
+    }
+    unsigned char b[DCS_MSG_MAX_HDR];
+    dcs_msg_t msg = {.res = id, .seq = seq};
+    send_to(d, master, type, 0, b, dcs_msg_encode(type, &msg, b));
+}
+
+static void tell_master(rp_dcs_t *d, uint16_t type, rp_page_id_t id, uint64_t seq)
+{
+    tell(d, master_of(d, id), type, id, seq);
 }
 
 /* ---- requester --------------------------------------------------------------------------------------- */
@@ -614,15 +626,10 @@ static void on_done_ack_release(rp_net_t *net, rp_net_msg_t *m, void *arg)
     dcs_msg_t msg;
     if (!decode(d, m, &msg))
         return;
-    drc_actions_t acts;
-    if (m->type == DCS_DONE)
-        drc_done(d->cfg.drc, msg.res, m->src, msg.seq, &acts);
-    else if (m->type == DCS_ACK)
-        drc_ack(d->cfg.drc, msg.res, m->src, msg.seq, &acts);
-    else
-        drc_release(d->cfg.drc, msg.res, m->src, &acts);
+    uint16_t type = m->type;
+    int from = m->src;
     rp_net_msg_free(m);
-    dispatch(d, &acts);
+    master_input(d, type, msg.res, from, msg.seq);
 }
 
 /* ---- owner and holder -------------------------------------------------------------------------------- */
@@ -642,6 +649,20 @@ static void wait_installed(rp_dcs_t *d, rp_page_id_t id)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* Sends a PAGE: with the page's content, or (content NULL, DCS_PAGE_NO_CONTENT) "read the volume". */
+static void ship(rp_dcs_t *d, int requester, uint64_t req_id, const dcs_msg_t *pg, const unsigned char *content)
+{
+    unsigned char hdr[DCS_PAGE_HDR];
+    dcs_msg_encode(DCS_PAGE, pg, hdr);
+    struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)content, d->ps}};
+    int n = content ? 2 : 1;
+    size_t len = sizeof(hdr) + (content ? d->ps : 0);
+    if (rp_net_sendv(d->cfg.net, requester, DCS_PAGE, req_id, iov, n) != 0)
+        rp_log_report(RP_LOG_WARNING, "dcs"); /* the requester times out; the master sends the forward again */
+    else
+        atomic_fetch_add_explicit(&d->st_out, len, memory_order_relaxed);
+}
+
 static void on_forward_msg(rp_net_t *net, rp_net_msg_t *m, void *arg)
 {
     (void)net;
@@ -659,67 +680,55 @@ static void on_forward_msg(rp_net_t *net, rp_net_msg_t *m, void *arg)
     atomic_fetch_add_explicit(&d->st_fwd, 1, memory_order_relaxed);
     wait_installed(d, id);
 
-    unsigned char hdr[DCS_PAGE_HDR];
-    dcs_msg_t pg = {.res = id, .seq = seq, .mode = mode};
-    dcs_msg_encode(DCS_PAGE, &pg, hdr);
+    /* "read the volume" (no content) unless the frame below says otherwise */
+    dcs_msg_t pg = {.res = id, .seq = seq, .mode = mode, .flags = DCS_PAGE_NO_CONTENT};
     if (drc_res_is_lock(id)) {
         /* a lock moves without content: the PAGE message is the grant */
         give_up_lock(d, id, mode == DRC_X ? DRC_N : DRC_S);
-        hdr[17] = DCS_PAGE_NO_CONTENT;
-        send_to(d, requester, DCS_PAGE, req_id, hdr, sizeof(hdr));
+        ship(d, requester, req_id, &pg, NULL);
         return;
     }
     rp_frame_t *f;
     if (rp_buf_lookup(d->cfg.pool, id, &f) != 0) {
         /* evicted (written first) since the master recorded us: the volume is current */
-        hdr[17] = DCS_PAGE_NO_CONTENT;
-        send_to(d, requester, DCS_PAGE, req_id, hdr, sizeof(hdr));
+        ship(d, requester, req_id, &pg, NULL);
         return;
     }
     rp_buf_latch(f, mode == DRC_X);
     if (atomic_load(&f->gmode) == DRC_N) {
-        hdr[17] = DCS_PAGE_NO_CONTENT;
         rp_buf_unlatch(f);
         rp_buf_unpin(d->cfg.pool, f);
-        send_to(d, requester, DCS_PAGE, req_id, hdr, sizeof(hdr));
+        ship(d, requester, req_id, &pg, NULL);
         return;
     }
-    unsigned char *page = rp_buf_page(d->cfg.pool, f);
-    if (mode == DRC_X) {
+    if (mode == DRC_X && (atomic_load(&f->state) & RP_FRAME_DIRTY)) {
         /* first version: a dirty page moving in X is written to the volume before it moves, so that
          * recovery of this member needs only this member's WAL */
-        bool dirty = (atomic_load(&f->state) & RP_FRAME_DIRTY) != 0;
-        if (dirty) {
-            if (rp_buf_write_latched(d->cfg.pool, f) != 0) {
-                rp_log_report(RP_LOG_ERROR, "dcs");
-                rp_buf_unlatch(f);
-                rp_buf_unpin(d->cfg.pool, f);
-                return; /* the requester times out and asks again */
-            }
-            atomic_fetch_add_explicit(&d->st_dirty, 1, memory_order_relaxed);
+        if (rp_buf_write_latched(d->cfg.pool, f) != 0) {
+            rp_log_report(RP_LOG_ERROR, "dcs");
+            rp_buf_unlatch(f);
+            rp_buf_unpin(d->cfg.pool, f);
+            return; /* the requester times out and asks again; the master sends the forward again */
         }
+        atomic_fetch_add_explicit(&d->st_dirty, 1, memory_order_relaxed);
     }
     /* A page leaves only once the log is durable up to its last change (read after the write above,
      * which may have let go of the latch for a moment). */
     uint64_t need = rp_buf_last_mod_pos(f);
     if (need)
         rp_wal_flush_to(d->cfg.wal, need);
-    /* the shipped copy carries its checksum, checked by the receiver */
-    unsigned char *copy = NULL;
-    if (posix_memalign((void **)&copy, RP_IO_ALIGN, d->ps) == 0) {
-        memcpy(copy, page, d->ps);
-        if (!rp_page_is_new(copy, d->ps)) /* a never-written page travels as zeros, as it reads */
-            rp_page_set_checksum(copy, d->ps);
-        struct iovec iov[2] = {{hdr, sizeof(hdr)}, {copy, d->ps}};
-        atomic_store(&f->gmode, mode == DRC_X ? DRC_N : DRC_S);
-        if (rp_net_sendv(d->cfg.net, requester, DCS_PAGE, req_id, iov, 2) != 0)
-            rp_log_report(RP_LOG_WARNING, "dcs");
-        else
-            atomic_fetch_add_explicit(&d->st_out, sizeof(hdr) + d->ps, memory_order_relaxed);
-        free(copy);
-    }
+    /* A copy, which carries its checksum (checked by the receiver) and goes out after the latch is
+     * released: local readers do not wait for the send. */
+    unsigned char *copy = rp_xmalloc(d->ps);
+    memcpy(copy, rp_buf_page(d->cfg.pool, f), d->ps);
+    atomic_store(&f->gmode, mode == DRC_X ? DRC_N : DRC_S);
     rp_buf_unlatch(f);
     rp_buf_unpin(d->cfg.pool, f);
+    if (!rp_page_is_new(copy, d->ps)) /* a never-written page travels as zeros, as it reads */
+        rp_page_set_checksum(copy, d->ps);
+    pg.flags = 0;
+    ship(d, requester, req_id, &pg, copy);
+    free(copy);
 }
 
 static void on_invalidate_msg(rp_net_t *net, rp_net_msg_t *m, void *arg)
@@ -754,15 +763,7 @@ static void on_invalidate_msg(rp_net_t *net, rp_net_msg_t *m, void *arg)
         rp_buf_unlatch(f);
         rp_buf_unpin(d->cfg.pool, f);
     }
-    if (master == d->cfg.self) {
-        drc_actions_t acts;
-        drc_ack(d->cfg.drc, drc_res_page(id), d->cfg.self, seq, &acts);
-        dispatch(d, &acts);
-    } else {
-        unsigned char b[DCS_MSG_MAX_HDR];
-        dcs_msg_t ack = {.res = id, .seq = seq};
-        send_to(d, master, DCS_ACK, 0, b, dcs_msg_encode(DCS_ACK, &ack, b));
-    }
+    tell(d, master, DCS_ACK, id, seq); /* to the master that asked */
 }
 
 void rp_dcs_evicted(void *arg, rp_page_id_t id, uint8_t gmode)
@@ -963,9 +964,8 @@ int rp_dcs_register(rp_dcs_t *d)
     return 0;
 }
 
-void rp_dcs_get_stats(rp_dcs_t *d, rp_dcs_stats_t *st)
+void rp_dcs_get_stats(rp_dcs_t *d, rp_cluster_stats_t *st)
 {
-    memset(st, 0, sizeof(*st));
     st->local_hits = atomic_load(&d->st_local);
     st->remote_2way = atomic_load(&d->st_2way);
     st->remote_3way = atomic_load(&d->st_3way);
@@ -983,13 +983,14 @@ void rp_dcs_get_stats(rp_dcs_t *d, rp_dcs_stats_t *st)
     st->locks_remote = atomic_load(&d->st_lock_remote);
     st->resent = atomic_load(&d->st_resent);
     uint64_t total = 0;
-    for (int b = 0; b < RP_DCS_LAT_BUCKETS; b++) {
+    for (int b = 0; b < RP_CLUSTER_LAT_BUCKETS; b++) {
         total += st->lat_count[b] = atomic_load(&d->lat[b]);
         st->lat_bound_us[b] = latency_bound(b);
     }
     uint64_t acc = 0;
     bool have50 = false, have99 = false;
-    for (int b = 0; b < RP_DCS_LAT_BUCKETS && total; b++) {
+    st->lat_p50_us = st->lat_p99_us = 0;
+    for (int b = 0; b < RP_CLUSTER_LAT_BUCKETS && total; b++) {
         acc += st->lat_count[b];
         if (!have50 && acc * 2 >= total) {
             st->lat_p50_us = st->lat_bound_us[b];

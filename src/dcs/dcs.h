@@ -18,6 +18,7 @@
 #include "buf/buf.h"
 #include "drc/drc.h"
 #include "net/net.h"
+#include "respool/instance.h"
 
 #include <stdint.h>
 
@@ -67,22 +68,9 @@ int rp_dcs_acquire(rp_dcs_t *dcs, rp_frame_t *f, rp_page_id_t id, uint8_t mode, 
 int rp_dcs_lock(rp_dcs_t *dcs, const char *name, uint8_t mode);
 void rp_dcs_unlock(rp_dcs_t *dcs, const char *name, uint8_t mode);
 
-/* Latency buckets: 4 per power of two of microseconds (within 19% of the true value). */
-#define RP_DCS_LAT_BUCKETS 128
-typedef struct rp_dcs_stats {
-    uint64_t local_hits;        /* acquisitions answered without a message (the master is here) */
-    uint64_t remote_2way;       /* grants from a remote master (content from the volume or our copy) */
-    uint64_t remote_3way;       /* pages shipped by an owner on the master's word */
-    uint64_t x_transfers;       /* pages received in X from another member */
-    uint64_t dirty_writes;      /* dirty pages written to the volume before moving in X */
-    uint64_t invalidations_sent, invalidations_received, forwards_served;
-    uint64_t bytes_out, bytes_in;
-    uint64_t waits, timeouts, releases;
-    uint64_t locks_local, locks_remote;  /* named locks taken without / with a message to the master */
-    uint64_t resent;                     /* forwards and invalidations sent again (a message was lost) */
-    uint64_t lat_p50_us, lat_p99_us;  /* acquisitions that needed a message */
-    uint64_t lat_count[RP_DCS_LAT_BUCKETS], lat_bound_us[RP_DCS_LAT_BUCKETS];
-} rp_dcs_stats_t;
-void rp_dcs_get_stats(rp_dcs_t *dcs, rp_dcs_stats_t *st);
+/* Fills the cache-fusion fields of INFO's counters (rp_cluster_stats_t in respool/instance.h: local hits
+ * to resent, and the latency histogram, 4 buckets per power of two of microseconds, with p50/p99); the
+ * caller fills the rest. */
+void rp_dcs_get_stats(rp_dcs_t *dcs, rp_cluster_stats_t *st);
 
 #endif

@@ -629,29 +629,7 @@ void rp_instance_get_cluster_stats(rp_instance_t *inst, rp_cluster_stats_t *st)
         st->connected += rp_net_connected(inst->net, cl->members[i].id);
     st->epoch = atomic_load(&inst->epoch);
 
-    rp_dcs_stats_t ds;
-    rp_dcs_get_stats(inst->dcs, &ds);
-    st->local_hits = ds.local_hits;
-    st->remote_2way = ds.remote_2way;
-    st->remote_3way = ds.remote_3way;
-    st->x_transfers = ds.x_transfers;
-    st->waits = ds.waits;
-    st->timeouts = ds.timeouts;
-    st->lat_p50_us = ds.lat_p50_us;
-    st->lat_p99_us = ds.lat_p99_us;
-    _Static_assert(RP_CLUSTER_LAT_BUCKETS == RP_DCS_LAT_BUCKETS, "one histogram layout");
-    memcpy(st->lat_count, ds.lat_count, sizeof(st->lat_count));
-    memcpy(st->lat_bound_us, ds.lat_bound_us, sizeof(st->lat_bound_us));
-    st->forwards_served = ds.forwards_served;
-    st->dirty_writes = ds.dirty_writes;
-    st->invalidations_sent = ds.invalidations_sent;
-    st->invalidations_received = ds.invalidations_received;
-    st->releases = ds.releases;
-    st->bytes_out = ds.bytes_out;
-    st->bytes_in = ds.bytes_in;
-    st->locks_local = ds.locks_local;
-    st->locks_remote = ds.locks_remote;
-    st->resent = ds.resent;
+    rp_dcs_get_stats(inst->dcs, st);
 
     drc_stats_t rs;
     drc_stats(inst->drc, &rs);
