@@ -1,5 +1,5 @@
 /*
- * resp_client.h - the smallest RESP2 client respoolctl needs (PING and INFO)
+ * resp_client.h - the smallest RESP2 client respoolctl needs (PING, INFO, RESPOOL PAGES)
  *
  * respoolctl asks a member only whether it answers and what INFO says; hiredis would be a runtime
  * dependency of the operator tool for two commands. This client sends one command at a time as an
